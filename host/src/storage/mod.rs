@@ -1,0 +1,91 @@
+//! The host-side storage driver: the trait the registry stores through, its
+//! errors, path rules, and the conformance suite every driver must pass.
+
+pub mod conformance;
+mod path;
+
+use async_trait::async_trait;
+
+pub use path::{check_directory_path, check_file_path};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("path not found: {0}")]
+    PathNotFound(String),
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    #[error("invalid offset: {0}")]
+    InvalidOffset(u64),
+    #[error("operation not supported by the driver: {0}")]
+    Unsupported(String),
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// The plugin itself failed: it trapped, ran past its deadline or memory
+    /// limit, or answered something that breaks the contract.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// What `stat` and `walk` report about a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: String,
+    /// Bytes of content; 0 for directories.
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub modified_ns: u64,
+    pub is_dir: bool,
+}
+
+/// Distribution's `StorageDriver` semantics. Paths are checked with
+/// [`check_file_path`] / [`check_directory_path`] by implementations before
+/// they reach a backend.
+#[async_trait]
+pub trait StorageDriver: Send + Sync {
+    /// The driver's name as configured (`filesystem`, `s3`, ...).
+    fn name(&self) -> &str;
+    /// The whole content at `path`.
+    async fn get_content(&self, path: &str) -> Result<Vec<u8>>;
+    /// Stores `content` at `path`, replacing what was there.
+    async fn put_content(&self, path: &str, content: &[u8]) -> Result<()>;
+    /// Streams the content at `path` from `offset`; at or past the end the
+    /// reader is at its end.
+    async fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>>;
+    /// Opens `path` for writing, continuing existing content with `append`.
+    async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>>;
+    async fn stat(&self, path: &str) -> Result<FileInfo>;
+    /// Full paths of the direct children of the directory `path`.
+    async fn list(&self, path: &str) -> Result<Vec<String>>;
+    /// Moves `source` to `destination`, replacing the destination.
+    async fn move_to(&self, source: &str, destination: &str) -> Result<()>;
+    /// Deletes `path` and everything below it.
+    async fn delete(&self, path: &str) -> Result<()>;
+    /// Where a client may be redirected for `method` on `path`, if anywhere.
+    async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>>;
+    /// One page of the files below `path` at any depth, in lexical order,
+    /// strictly after `start_after`, at most `limit`; a short page ends the walk.
+    async fn walk(&self, path: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<FileInfo>>;
+}
+
+/// A stream of content opened by [`StorageDriver::reader`].
+#[async_trait]
+pub trait FileReader: Send {
+    /// Up to `max_bytes` bytes; empty at the end.
+    async fn read(&mut self, max_bytes: u32) -> Result<Vec<u8>>;
+}
+
+/// Content being written, opened by [`StorageDriver::writer`].
+#[async_trait]
+pub trait FileWriter: Send {
+    /// Appends all of `data`.
+    async fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Bytes written so far, including the content an append continued.
+    async fn size(&mut self) -> Result<u64>;
+    /// Discards the content.
+    async fn cancel(self: Box<Self>) -> Result<()>;
+    /// Makes the content durable and visible.
+    async fn commit(self: Box<Self>) -> Result<()>;
+}
