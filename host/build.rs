@@ -1,1 +1,83 @@
-fn main(){}
+//! Builds the guest crates of `plugins/` for wasm32-wasip2 and embeds the
+//! bundled drivers in the binary. The components land in
+//! `<target>/wasm-plugins/wasm32-wasip2/release/`, where the tests also find
+//! the fixture plugins built alongside.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The plugins shipped inside `berth`, by crate (= plugin) name.
+const BUNDLED: &[&str] = &["filesystem", "inmemory"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let plugins = manifest_dir.join("../plugins");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    // OUT_DIR is <target>/<profile>/build/<package>/out.
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .expect("OUT_DIR below the target directory")
+        .join("wasm-plugins");
+
+    for watched in [
+        "../wit",
+        "../plugins/Cargo.toml",
+        "../plugins/Cargo.lock",
+        "../plugins/filesystem",
+        "../plugins/inmemory",
+        "../plugins/fixtures",
+    ] {
+        println!("cargo:rerun-if-changed={watched}");
+    }
+
+    build_plugins(&plugins, &target_dir);
+
+    let built = target_dir.join("wasm32-wasip2/release");
+    let mut entries = String::new();
+    for name in BUNDLED {
+        let wasm = built.join(format!("{name}.wasm"));
+        let copy = out_dir.join(format!("{name}.wasm"));
+        std::fs::copy(&wasm, &copy).unwrap_or_else(|err| panic!("copying {}: {err}", wasm.display()));
+        entries.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            copy.display().to_string()
+        ));
+    }
+    let source = format!(
+        "/// (name, component) of each bundled plugin.\npub static PLUGINS: &[(&str, &[u8])] = &[\n{entries}];\n"
+    );
+    std::fs::write(out_dir.join("bundled_plugins.rs"), source).unwrap();
+    println!("cargo:rustc-env=BERTH_PLUGIN_BUILD_DIR={}", built.display());
+}
+
+/// `cargo build --release --target wasm32-wasip2` in `plugins/`, with the
+/// outer build's compiler wrappers and flags removed (they are for the host:
+/// clippy's wrapper, for one, must not lint the guests).
+fn build_plugins(plugins: &Path, target_dir: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(plugins)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--workspace",
+            "--target-dir",
+        ])
+        .arg(target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .status()
+        .expect("running cargo for the plugins");
+    assert!(
+        status.success(),
+        "building plugins/ for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+}

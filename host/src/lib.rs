@@ -1,5 +1,6 @@
 //! Berth: an OCI image registry whose storage drivers are WebAssembly
 //! components. See `DESIGN.md` in the shared folder for the map.
 
+pub mod cli;
 pub mod plugin;
 pub mod storage;

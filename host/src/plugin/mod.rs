@@ -1,10 +1,235 @@
-//! The wasmtime host for plugins.
+//! The wasmtime host for plugins: one engine, a catalog of components
+//! (bundled with the binary, or dropped into the plugin directory), compiled
+//! once and cached on disk, instantiated with only the capabilities granted.
+//! It knows nothing of HTTP or Kubernetes.
 
-/// A plugin failed in a way the contract does not describe.
-#[derive(Debug, thiserror::Error)]
+mod driver;
+mod engine;
+mod inspect;
+mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::Engine;
+
+pub use driver::{
+    release_later, wit_error_text, Answer, DriverInfo, DriverPlugin, InstanceModel, Session, SessionRef, WitError,
+    WitFileInfo,
+};
+pub use engine::{default_cache_dir, sha256_hex};
+pub use inspect::Inspection;
+use state::HostState;
+
+/// The components built from `plugins/` and embedded at build time.
+mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled_plugins.rs"));
+}
+
+/// A plugin failed in a way the contract does not describe: it trapped, ran
+/// past its deadline or memory limit, could not be loaded, or answered
+/// something that breaks the contract.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("plugin `{plugin}`: {call}: {cause}")]
 pub struct PluginError {
     pub plugin: String,
     pub call: String,
     pub cause: String,
+}
+
+impl PluginError {
+    pub fn new(plugin: &str, call: &str, cause: String) -> Self {
+        PluginError {
+            plugin: plugin.to_string(),
+            call: call.to_string(),
+            cause,
+        }
+    }
+}
+
+/// Limits and places of the plugin host.
+#[derive(Debug, Clone)]
+pub struct PluginHostOptions {
+    /// The longest one guest call may take.
+    pub call_timeout: Duration,
+    /// The most linear memory one instance may have, in bytes.
+    pub memory_limit: u64,
+    /// How many instances may exist at once (the pooling allocator's size).
+    pub max_instances: u32,
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Where drop-in `.wasm` plugins are read from.
+    pub plugin_dir: Option<PathBuf>,
+}
+
+impl Default for PluginHostOptions {
+    fn default() -> Self {
+        PluginHostOptions {
+            call_timeout: Duration::from_secs(30),
+            memory_limit: 256 << 20,
+            max_instances: 1000,
+            cache_dir: default_cache_dir(),
+            plugin_dir: None,
+        }
+    }
+}
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Bundled,
+    File(PathBuf),
+}
+
+/// A component known to the host by name.
+#[derive(Clone)]
+pub struct PluginSource {
+    pub name: String,
+    pub origin: Origin,
+    wasm: Arc<[u8]>,
+}
+
+impl PluginSource {
+    pub fn wasm(&self) -> &[u8] {
+        &self.wasm
+    }
+}
+
+/// The plugin host of the process.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    options: PluginHostOptions,
+    sources: BTreeMap<String, PluginSource>,
+    compiled: Mutex<HashMap<String, Component>>,
+}
+
+impl PluginHost {
+    /// The engine, the bundled plugins, and the `.wasm` files of the plugin
+    /// directory, which add to or replace bundled ones by name.
+    pub fn new(options: PluginHostOptions) -> anyhow::Result<Self> {
+        let engine = engine::new_engine(&options)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        driver::add_to_linker(&mut linker)?;
+        let mut host = PluginHost {
+            engine,
+            linker,
+            options,
+            sources: BTreeMap::new(),
+            compiled: Mutex::default(),
+        };
+        for (name, wasm) in bundled::PLUGINS {
+            host.add(name.to_string(), Origin::Bundled, Arc::from(*wasm));
+        }
+        if let Some(dir) = host.options.plugin_dir.clone() {
+            host.add_dir(&dir)?;
+        }
+        Ok(host)
+    }
+
+    pub fn options(&self) -> &PluginHostOptions {
+        &self.options
+    }
+
+    /// Every known plugin, by name.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginSource> {
+        self.sources.values()
+    }
+
+    pub fn plugin(&self, name: &str) -> Option<&PluginSource> {
+        self.sources.get(name)
+    }
+
+    /// Adds the component at `path`, named after its file stem; returns the name.
+    pub fn add_file(&mut self, path: &Path) -> anyhow::Result<String> {
+        let name = plugin_name(path)?;
+        let wasm =
+            std::fs::read(path).map_err(|err| anyhow::anyhow!("cannot read plugin {}: {err}", path.display()))?;
+        self.add(name.clone(), Origin::File(path.to_path_buf()), wasm.into());
+        Ok(name)
+    }
+
+    fn add_dir(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|err| anyhow::anyhow!("cannot read the plugin directory {}: {err}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "wasm")) {
+            let name = self.add_file(path)?;
+            tracing::info!(plugin = %name, path = %path.display(), "loaded drop-in plugin");
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, name: String, origin: Origin, wasm: Arc<[u8]>) {
+        self.compiled.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+        self.sources.insert(name.clone(), PluginSource { name, origin, wasm });
+    }
+
+    /// Starts the storage driver `name` with its parameters.
+    pub async fn storage_driver(
+        &self,
+        name: &str,
+        parameters: Vec<(String, String)>,
+    ) -> Result<DriverPlugin, PluginError> {
+        let pre = self.instance_pre(name)?;
+        DriverPlugin::start(name.into(), self.engine.clone(), pre, self.options.clone(), parameters).await
+    }
+
+    /// How the storage driver `name` wants to be run, before it is
+    /// configured: tools use it to supply a directory it needs.
+    pub async fn describe_storage_driver(&self, name: &str) -> Result<DriverInfo, PluginError> {
+        let pre = self.instance_pre(name)?;
+        DriverPlugin::describe(name.into(), self.engine.clone(), pre, self.options.clone()).await
+    }
+
+    /// What the component `name` is: its world, exports, imports, size.
+    pub fn inspect(&self, name: &str) -> Result<Inspection, PluginError> {
+        let source = self.sources.get(name).ok_or_else(|| self.unknown(name))?;
+        Ok(inspect::inspect(&self.engine, &self.component(name)?, source))
+    }
+
+    fn instance_pre(&self, name: &str) -> Result<InstancePre<HostState>, PluginError> {
+        let component = self.component(name)?;
+        self.linker
+            .instantiate_pre(&component)
+            .map_err(|err| PluginError::new(name, "load", format!("needs what the host does not grant: {err:#}")))
+    }
+
+    fn component(&self, name: &str) -> Result<Component, PluginError> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(component) = compiled.get(name) {
+            return Ok(component.clone());
+        }
+        let source = self.sources.get(name).ok_or_else(|| self.unknown(name))?;
+        let component = engine::compile(&self.engine, &source.wasm, self.options.cache_dir.as_deref())
+            .map_err(|err| PluginError::new(name, "load", format!("is not a valid component: {err:#}")))?;
+        compiled.insert(name.to_string(), component.clone());
+        Ok(component)
+    }
+
+    fn unknown(&self, name: &str) -> PluginError {
+        let known: Vec<&str> = self.sources.keys().map(String::as_str).collect();
+        PluginError::new(name, "load", format!("no such plugin (known: {})", known.join(", ")))
+    }
+}
+
+/// A plugin's name is its file's stem: `acme-s3.wasm` is `acme-s3`.
+fn plugin_name(path: &Path) -> anyhow::Result<String> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if stem.is_empty()
+        || !stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        anyhow::bail!(
+            "plugin file {} needs a name of letters, digits, `-`, `_` or `.`",
+            path.display()
+        );
+    }
+    Ok(stem.to_string())
 }

@@ -3,10 +3,13 @@
 
 pub mod conformance;
 mod path;
+mod walk;
+mod wasm;
 
 use async_trait::async_trait;
 
 pub use path::{check_directory_path, check_file_path};
+pub use wasm::open_driver;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +43,10 @@ pub struct FileInfo {
     pub is_dir: bool,
 }
 
-/// Distribution's `StorageDriver` semantics. Paths are checked with
-/// [`check_file_path`] / [`check_directory_path`] by implementations before
-/// they reach a backend.
+/// Distribution's `StorageDriver` semantics. `stat`, `list` and `walk` take
+/// directory paths (`/` included); every other operation takes a file path
+/// (never `/`). Implementations check paths with [`check_file_path`] /
+/// [`check_directory_path`] before they reach a backend.
 #[async_trait]
 pub trait StorageDriver: Send + Sync {
     /// The driver's name as configured (`filesystem`, `s3`, ...).
@@ -73,7 +77,7 @@ pub trait StorageDriver: Send + Sync {
 /// A stream of content opened by [`StorageDriver::reader`].
 #[async_trait]
 pub trait FileReader: Send {
-    /// Up to `max_bytes` bytes; empty at the end.
+    /// Up to `max_bytes` bytes (at least 1 is asked for); empty at the end.
     async fn read(&mut self, max_bytes: u32) -> Result<Vec<u8>>;
 }
 
@@ -84,6 +88,9 @@ pub trait FileWriter: Send {
     async fn write(&mut self, data: &[u8]) -> Result<()>;
     /// Bytes written so far, including the content an append continued.
     async fn size(&mut self) -> Result<u64>;
+    /// Keeps the content for a later writer with `append` (a writer dropped
+    /// without `commit` or `cancel` does the same, reporting no error).
+    async fn close(self: Box<Self>) -> Result<()>;
     /// Discards the content.
     async fn cancel(self: Box<Self>) -> Result<()>;
     /// Makes the content durable and visible.

@@ -5,9 +5,7 @@ use super::StorageError;
 
 /// A file path: `^(/[A-Za-z0-9._-]+)+$`, without `.` or `..` components.
 pub fn check_file_path(path: &str) -> Result<(), StorageError> {
-    let valid = path.len() > 1
-        && path.starts_with('/')
-        && path[1..].split('/').all(is_valid_component);
+    let valid = path.len() > 1 && path.starts_with('/') && path[1..].split('/').all(is_valid_component);
     if valid {
         Ok(())
     } else {
@@ -39,7 +37,12 @@ mod tests {
 
     #[test]
     fn accepts_distribution_paths() {
-        for path in ["/a", "/docker/registry/v2/blobs/sha256/ab/abcd/data", "/a.b/_c-d/.hidden", "/x/.../y"] {
+        for path in [
+            "/a",
+            "/docker/registry/v2/blobs/sha256/ab/abcd/data",
+            "/a.b/_c-d/.hidden",
+            "/x/.../y",
+        ] {
             assert!(check_file_path(path).is_ok(), "{path}");
         }
         assert!(check_directory_path("/").is_ok());
@@ -47,7 +50,9 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        for path in ["", "/", "a", "a/b", "//a", "/a/", "/a//b", "/a/../b", "/..", "/.", "/a b", "/a\\b", "/ä", "/a\0"] {
+        for path in [
+            "", "/", "a", "a/b", "//a", "/a/", "/a//b", "/a/../b", "/..", "/.", "/a b", "/a\\b", "/ä", "/a\0",
+        ] {
             assert!(check_file_path(path).is_err(), "{path:?}");
         }
         assert!(check_directory_path("").is_err());

@@ -1,0 +1,47 @@
+//! What a component is, for `berth plugin inspect`.
+
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use super::{sha256_hex, PluginSource};
+
+/// The interfaces a component exports and imports, and what that makes it.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub name: String,
+    /// The Berth world it targets, with its version, when it targets one.
+    pub world: Option<String>,
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    pub provisions_storage: bool,
+    pub size: usize,
+    pub sha256: String,
+}
+
+const DRIVER: &str = "berth:storage/driver@";
+const PROVISIONER: &str = "berth:storage/provisioner@";
+
+pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSource) -> Inspection {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
+    let version = |prefix: &str| exports.iter().find_map(|e| e.strip_prefix(prefix).map(str::to_string));
+    let provisions_storage = version(PROVISIONER).is_some();
+    let world = version(DRIVER).map(|v| {
+        let world = if provisions_storage {
+            "provisioning-storage-driver"
+        } else {
+            "storage-driver"
+        };
+        format!("berth:storage/{world}@{v}")
+    });
+    Inspection {
+        name: source.name.clone(),
+        world,
+        exports,
+        imports,
+        provisions_storage,
+        size: source.wasm().len(),
+        sha256: sha256_hex(source.wasm()),
+    }
+}

@@ -1,0 +1,266 @@
+//! The `StorageDriver` backed by a WebAssembly plugin: paths are checked
+//! before the plugin sees them, and what it answers is checked against the
+//! contract before anyone else sees it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use wasmtime::component::ResourceAny;
+
+use super::{
+    check_directory_path, check_file_path, walk, FileInfo, FileReader, FileWriter, Result, StorageDriver, StorageError,
+};
+use crate::plugin::{release_later, Answer, DriverPlugin, PluginError, PluginHost, SessionRef, WitError, WitFileInfo};
+
+/// Starts the storage-driver plugin `name` with `parameters`.
+pub async fn open_driver(
+    host: &PluginHost,
+    name: &str,
+    parameters: Vec<(String, String)>,
+) -> Result<Arc<dyn StorageDriver>> {
+    let plugin = host.storage_driver(name, parameters).await?;
+    Ok(Arc::new(WasmDriver { plugin }))
+}
+
+struct WasmDriver {
+    plugin: DriverPlugin,
+}
+
+/// No real file is larger than this; a bigger size is a negative number or
+/// garbage from the plugin.
+const MAX_SIZE: u64 = i64::MAX as u64;
+
+fn answer<T>(answer: Answer<T>) -> Result<T> {
+    answer?.map_err(|err| match err {
+        WitError::PathNotFound(path) => StorageError::PathNotFound(path),
+        WitError::InvalidPath(path) => StorageError::InvalidPath(path),
+        WitError::InvalidOffset(offset) => StorageError::InvalidOffset(offset),
+        WitError::Unsupported(op) => StorageError::Unsupported(op),
+        WitError::Backend(message) => StorageError::Backend(message),
+    })
+}
+
+/// The plugin answered something the contract rules out.
+fn broke_contract(plugin: &str, call: &str, what: String) -> StorageError {
+    PluginError::new(plugin, call, format!("broke the storage contract: {what}")).into()
+}
+
+fn file_info(info: WitFileInfo) -> FileInfo {
+    FileInfo {
+        path: info.path,
+        size: info.size,
+        modified_ns: info.modified_ns,
+        is_dir: info.is_dir,
+    }
+}
+
+/// Whether `child` lies below the directory `dir` (at any depth).
+fn is_below(dir: &str, child: &str) -> bool {
+    let prefix = if dir == "/" { "" } else { dir };
+    child
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+}
+
+impl WasmDriver {
+    async fn session(&self) -> Result<SessionRef> {
+        Ok(self.plugin.session().await?)
+    }
+
+    fn broke(&self, call: &str, what: String) -> StorageError {
+        broke_contract(self.plugin.name(), call, what)
+    }
+}
+
+#[async_trait]
+impl StorageDriver for WasmDriver {
+    fn name(&self) -> &str {
+        self.plugin.name()
+    }
+
+    async fn get_content(&self, path: &str) -> Result<Vec<u8>> {
+        check_file_path(path)?;
+        answer(self.session().await?.lock().await.get_content(path).await)
+    }
+
+    async fn put_content(&self, path: &str, content: &[u8]) -> Result<()> {
+        check_file_path(path)?;
+        answer(self.session().await?.lock().await.put_content(path, content).await)
+    }
+
+    async fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>> {
+        check_file_path(path)?;
+        let session = self.session().await?;
+        let reader = answer(session.lock().await.reader(path, offset).await)?;
+        Ok(Box::new(WasmReader {
+            plugin: self.plugin.name().to_string(),
+            session,
+            reader,
+        }))
+    }
+
+    async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
+        check_file_path(path)?;
+        let session = self.session().await?;
+        let writer = answer(session.lock().await.writer(path, append).await)?;
+        Ok(Box::new(WasmWriter {
+            plugin: self.plugin.name().to_string(),
+            session,
+            writer,
+        }))
+    }
+
+    async fn stat(&self, path: &str) -> Result<FileInfo> {
+        check_directory_path(path)?;
+        let info = answer(self.session().await?.lock().await.stat(path).await)?;
+        if info.path != path {
+            return Err(self.broke("stat", format!("asked about {path}, answered about {}", info.path)));
+        }
+        if info.size > MAX_SIZE {
+            return Err(self.broke("stat", format!("gave {path} an impossible size of {} bytes", info.size)));
+        }
+        Ok(file_info(info))
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<String>> {
+        check_directory_path(path)?;
+        let children = answer(self.session().await?.lock().await.list(path).await)?;
+        for child in &children {
+            let direct = is_below(path, child) && !child[path.len()..].trim_start_matches('/').contains('/');
+            if !direct || check_file_path(child).is_err() {
+                return Err(self.broke(
+                    "list",
+                    format!("listed `{child}`, which is not a direct child of {path}"),
+                ));
+            }
+        }
+        Ok(children)
+    }
+
+    async fn move_to(&self, source: &str, destination: &str) -> Result<()> {
+        check_file_path(source)?;
+        check_file_path(destination)?;
+        answer(self.session().await?.lock().await.move_to(source, destination).await)
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        check_file_path(path)?;
+        answer(self.session().await?.lock().await.delete(path).await)
+    }
+
+    async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>> {
+        check_file_path(path)?;
+        answer(self.session().await?.lock().await.redirect_url(method, path).await)
+    }
+
+    async fn walk(&self, path: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<FileInfo>> {
+        check_directory_path(path)?;
+        let limit = limit.max(1);
+        // The session's lock must be released before the fallback lists.
+        let answered = answer(self.session().await?.lock().await.walk(path, start_after, limit).await);
+        let page = match answered {
+            Err(StorageError::Unsupported(_)) => return walk::walk_by_listing(self, path, start_after, limit).await,
+            other => other?,
+        };
+        let mut previous = start_after.unwrap_or("");
+        if page.len() > limit as usize {
+            return Err(self.broke(
+                "walk",
+                format!("returned {} entries, more than the limit of {limit}", page.len()),
+            ));
+        }
+        for entry in &page {
+            if !is_below(path, &entry.path)
+                || check_file_path(&entry.path).is_err()
+                || entry.is_dir
+                || entry.size > MAX_SIZE
+            {
+                return Err(self.broke(
+                    "walk",
+                    format!("returned `{}`, which is not a file below {path}", entry.path),
+                ));
+            }
+            if entry.path.as_str() <= previous {
+                return Err(self.broke(
+                    "walk",
+                    format!("returned `{}` after `{previous}`, out of order", entry.path),
+                ));
+            }
+            previous = &entry.path;
+        }
+        Ok(page.into_iter().map(file_info).collect())
+    }
+}
+
+struct WasmReader {
+    plugin: String,
+    session: SessionRef,
+    reader: ResourceAny,
+}
+
+#[async_trait]
+impl FileReader for WasmReader {
+    async fn read(&mut self, max_bytes: u32) -> Result<Vec<u8>> {
+        let max_bytes = max_bytes.max(1);
+        let data = answer(self.session.lock().await.read(self.reader, max_bytes).await)?;
+        if data.len() > max_bytes as usize {
+            let what = format!("returned {} bytes when asked for at most {max_bytes}", data.len());
+            return Err(broke_contract(&self.plugin, "file-reader.read", what));
+        }
+        Ok(data)
+    }
+}
+
+impl Drop for WasmReader {
+    fn drop(&mut self) {
+        release_later(&self.session, self.reader);
+    }
+}
+
+struct WasmWriter {
+    plugin: String,
+    session: SessionRef,
+    writer: ResourceAny,
+}
+
+#[async_trait]
+impl FileWriter for WasmWriter {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        let taken = answer(self.session.lock().await.write(self.writer, data).await)?;
+        if taken != data.len() as u64 {
+            let what = format!("took {taken} of {} bytes", data.len());
+            return Err(broke_contract(&self.plugin, "file-writer.write", what));
+        }
+        Ok(())
+    }
+
+    async fn size(&mut self) -> Result<u64> {
+        let size = self.session.lock().await.size(self.writer).await?;
+        if size > MAX_SIZE {
+            return Err(broke_contract(
+                &self.plugin,
+                "file-writer.size",
+                format!("reported an impossible size of {size} bytes"),
+            ));
+        }
+        Ok(size)
+    }
+
+    async fn close(self: Box<Self>) -> Result<()> {
+        answer(self.session.lock().await.close(self.writer).await)
+    }
+
+    async fn cancel(self: Box<Self>) -> Result<()> {
+        answer(self.session.lock().await.cancel(self.writer).await)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        answer(self.session.lock().await.commit(self.writer).await)
+    }
+}
+
+impl Drop for WasmWriter {
+    fn drop(&mut self) {
+        release_later(&self.session, self.writer);
+    }
+}
