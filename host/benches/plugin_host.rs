@@ -1,0 +1,146 @@
+//! The plugin host's costs, side by side with native code in one run:
+//!
+//! - a trivial driver call (`redirect-url` on the per-call filesystem
+//!   driver), which includes creating a Store, instantiating and initialising
+//!   the component; target < 5 us;
+//! - 1 GiB written then read through the filesystem driver, against plain
+//!   tokio file I/O with the same chunk size; target >= 0.8x native.
+//!
+//! Run: `cargo bench -p berth --bench plugin_host` (BENCH_GIB=n changes the size).
+
+use std::time::{Duration, Instant};
+
+use berth::plugin::{PluginHost, PluginHostOptions};
+use berth::storage::open_driver;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CHUNK: usize = 4 << 20;
+const ROUNDS: usize = 3;
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let size: u64 = std::env::var("BENCH_GIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        << 30;
+    let scratch = tempfile::Builder::new()
+        .prefix("berth-bench-")
+        .tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))?;
+    let root = scratch.path().join("driver");
+    let host = PluginHost::new(PluginHostOptions::default())?;
+    let driver = open_driver(
+        &host,
+        "filesystem",
+        vec![("rootdirectory".into(), root.display().to_string())],
+    )
+    .await?;
+
+    // Per-call cost.
+    let calls = 20_000;
+    for _ in 0..1000 {
+        driver.redirect_url("GET", "/warm").await?;
+    }
+    let started = Instant::now();
+    for _ in 0..calls {
+        driver.redirect_url("GET", "/a/b").await?;
+    }
+    let per_call = started.elapsed() / calls;
+    println!(
+        "trivial call (fresh Store + instantiate + init + call): {:.2} us",
+        per_call.as_secs_f64() * 1e6
+    );
+
+    // Bulk I/O, alternating native and plugin, best of ROUNDS each.
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 31 % 251) as u8).collect();
+    let native_path = scratch.path().join("native");
+    let (mut nw, mut nr, mut pw, mut pr) = (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
+    for _ in 0..ROUNDS {
+        nw = nw.min(timed(native_write(&native_path, &chunk, size)).await?);
+        nr = nr.min(timed(native_read(&native_path, size)).await?);
+        tokio::fs::remove_file(&native_path).await?;
+
+        pw = pw.min(
+            timed(async {
+                let mut writer = driver.writer("/bench/blob", false).await?;
+                for _ in 0..size / CHUNK as u64 {
+                    writer.write(&chunk).await?;
+                }
+                writer.commit().await?;
+                anyhow::Ok(())
+            })
+            .await?,
+        );
+        pr = pr.min(
+            timed(async {
+                let mut reader = driver.reader("/bench/blob", 0).await?;
+                let mut total = 0u64;
+                loop {
+                    let data = reader.read(CHUNK as u32).await?;
+                    if data.is_empty() {
+                        break;
+                    }
+                    total += data.len() as u64;
+                }
+                anyhow::ensure!(total == size, "read {total} of {size} bytes");
+                anyhow::Ok(())
+            })
+            .await?,
+        );
+        driver.delete("/bench").await?;
+    }
+    let mbps = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
+    println!(
+        "{:<8} {:>12} {:>12} {:>8}",
+        "1 GiB", "native MB/s", "plugin MB/s", "ratio"
+    );
+    println!(
+        "{:<8} {:>12.0} {:>12.0} {:>8.2}",
+        "write",
+        mbps(nw),
+        mbps(pw),
+        nw.as_secs_f64() / pw.as_secs_f64()
+    );
+    println!(
+        "{:<8} {:>12.0} {:>12.0} {:>8.2}",
+        "read",
+        mbps(nr),
+        mbps(pr),
+        nr.as_secs_f64() / pr.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn timed<F: std::future::Future<Output = anyhow::Result<()>>>(work: F) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    work.await?;
+    Ok(started.elapsed())
+}
+
+async fn native_write(path: &std::path::Path, chunk: &[u8], size: u64) -> anyhow::Result<()> {
+    let mut file = tokio::fs::File::create(path).await?;
+    for _ in 0..size / chunk.len() as u64 {
+        file.write_all(chunk).await?;
+    }
+    file.sync_all().await?;
+    Ok(())
+}
+
+async fn native_read(path: &std::path::Path, size: u64) -> anyhow::Result<()> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    anyhow::ensure!(total == size, "read {total} of {size} bytes");
+    Ok(())
+}
