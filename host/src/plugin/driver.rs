@@ -174,7 +174,10 @@ impl DriverPlugin {
     async fn instantiate(&self) -> Result<Session, PluginError> {
         let stderr = GuestStderr::new(self.name.clone());
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stderr(stderr.clone());
+        // File operations run on the calling thread instead of a blocking
+        // pool: wasmtime-wasi reads at most 64 KiB at a time, and a pool round
+        // trip for each piece cost more than the read itself.
+        wasi.stderr(stderr.clone()).allow_blocking_current_thread(true);
         if let Some(dir) = &self.directory {
             wasi.preopened_dir(dir, dir, FsPerms::ReadWrite)
                 .map_err(|err| PluginError::new(&self.name, "init", format!("cannot open {dir}: {err:#}")))?;
