@@ -373,7 +373,10 @@ impl Writer {
 impl GuestFileWriter for Writer {
     fn write(&self, data: Vec<u8>) -> Result<u64, Error> {
         if self.closed.get() {
-            return Err(Error::Backend(format!("{}: write after close, commit or cancel", self.path)));
+            return Err(Error::Backend(format!(
+                "{}: write after close, commit or cancel",
+                self.path
+            )));
         }
         write_at(&self.file, &data, self.size.get()).at(&self.path)?;
         self.size.set(self.size.get() + data.len() as u64);

@@ -303,7 +303,10 @@ impl Writer {
 impl GuestFileWriter for Writer {
     fn write(&self, data: Vec<u8>) -> Result<u64, Error> {
         if self.closed.get() {
-            return Err(Error::Backend(format!("{}: write after close, commit or cancel", self.path)));
+            return Err(Error::Backend(format!(
+                "{}: write after close, commit or cancel",
+                self.path
+            )));
         }
         FILES.with_borrow_mut(|files| {
             // Moved or deleted by someone else since the writer opened it.
