@@ -245,10 +245,6 @@ macro_rules! call {
 }
 
 impl Session {
-    pub fn is_resident(&self) -> bool {
-        self.resident
-    }
-
     async fn describe(&mut self) -> Result<DriverInfo, PluginError> {
         call!(self, "describe", |driver, store| driver.call_describe(store))
     }
@@ -436,7 +432,7 @@ pub fn release_later(session: &SessionRef, resource: ResourceAny) {
 }
 
 /// The contract's error as a sentence.
-pub fn wit_error_text(err: &WitError) -> String {
+fn wit_error_text(err: &WitError) -> String {
     match err {
         WitError::PathNotFound(path) => format!("path not found: {path}"),
         WitError::InvalidPath(path) => format!("invalid path: {path}"),

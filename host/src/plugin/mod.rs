@@ -17,8 +17,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::Engine;
 
 pub use driver::{
-    release_later, wit_error_text, Answer, DriverInfo, DriverPlugin, InstanceModel, Session, SessionRef, WitError,
-    WitFileInfo,
+    release_later, Answer, DriverInfo, DriverPlugin, InstanceModel, Session, SessionRef, WitError, WitFileInfo,
 };
 pub use engine::{default_cache_dir, sha256_hex};
 pub use inspect::Inspection;
@@ -131,17 +130,9 @@ impl PluginHost {
         Ok(host)
     }
 
-    pub fn options(&self) -> &PluginHostOptions {
-        &self.options
-    }
-
     /// Every known plugin, by name.
     pub fn plugins(&self) -> impl Iterator<Item = &PluginSource> {
         self.sources.values()
-    }
-
-    pub fn plugin(&self, name: &str) -> Option<&PluginSource> {
-        self.sources.get(name)
     }
 
     /// Adds the component at `path`, named after its file stem; returns the name.
