@@ -1,0 +1,448 @@
+//! The registry configuration: CNCF distribution 2.8's `config.yml` and its
+//! `REGISTRY_*` environment overrides, read into typed structs.
+//!
+//! # The file
+//!
+//! `version: 0.1` is required. Berth reads these sections of distribution's
+//! format, with distribution's defaults:
+//!
+//! - `log`: `level` (error, warn, info, debug; default info), `formatter`
+//!   (text or json; default text), `fields`, `accesslog.disabled`. The
+//!   deprecated top-level `loglevel` still sets `log.level` when that is unset.
+//! - `storage`: exactly one driver section `NAME: {params}`, where NAME is any
+//!   plugin (bundled or dropped in), beside `delete.enabled`,
+//!   `redirect.disable`, `maintenance.uploadpurging` (`enabled`, `age`,
+//!   `interval`, `dryrun`), `maintenance.readonly.enabled` and
+//!   `cache.blobdescriptor`. `storage: inmemory` is short for `inmemory: {}`.
+//!   Driver parameters must be scalars; the plugin receives them as text, in
+//!   the order written. A parameter with no value is left out.
+//! - `http`: `addr` (default `:5000`), `net` (tcp or unix), `prefix`, `host`,
+//!   `secret`, `headers` (name to a list of values), `tls` (`certificate`,
+//!   `key`, `clientcas`, `minimumtls`), `debug.addr`, `draintimeout`.
+//! - `health.storagedriver`: `enabled`, `interval` (default 10s), `threshold`.
+//!
+//! Durations are Go durations (`300ms`, `10s`, `1h30m`, `168h`); a bare
+//! integer is nanoseconds, as in Go. As in Go's YAML 1.1 parser, a boolean may
+//! be written `yes`/`no`/`on`/`off`, and a string field takes a number.
+//!
+//! Berth adds one section of its own, which distribution does not have:
+//! `plugins: {directory, calltimeout, memorylimitmib}` — where drop-in `.wasm`
+//! drivers live, the longest one plugin call may take (default 30s), and the
+//! most memory one plugin instance may use (default 256 MiB).
+//!
+//! # The environment
+//!
+//! As in distribution, `REGISTRY_A_B_C=value` sets `a.b.c` to `value` read as
+//! YAML (so `true` is a boolean and `[nosniff]` a list); variables apply in
+//! the order of their names, so `REGISTRY_STORAGE` comes before
+//! `REGISTRY_STORAGE_S3_REGION`. A segment matches an existing key ignoring
+//! case; a new key is lower-cased (so a driver parameter whose name has an
+//! `_` cannot be set this way). `REGISTRY_STORAGE=NAME` selects the driver
+//! NAME and drops the file's driver section with its parameters (Berth keeps
+//! the file's `delete`, `redirect`, `maintenance` and `cache`, which
+//! distribution would drop too). Setting a parameter of another driver than
+//! the file's without `REGISTRY_STORAGE` makes two drivers: an error, as in
+//! distribution.
+//!
+//! # Mistakes
+//!
+//! Keys and `REGISTRY_*` variables that mean nothing to Berth come back as
+//! warnings naming them (with the nearest known key when one is close);
+//! malformed YAML, a wrong type, a bad duration or address, a missing or
+//! unsupported `version`, and zero or two storage drivers are errors naming
+//! the key and, when it came from there, the variable.
+
+mod addr;
+mod de;
+mod env;
+mod load;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use addr::ListenAddr;
+
+/// Reads the configuration file at `path` (or, with `None`, the local default:
+/// the filesystem driver under the data directory, see [`default_data_dir`],
+/// listening on `127.0.0.1:5000`) and applies the `REGISTRY_*` variables of
+/// `env`, which is the process environment in production.
+pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            load::from_text(&text, &path.display().to_string(), &env)
+        }
+        None => load::local_default(&env),
+    }
+}
+
+/// Reads a configuration given as text, then applies `env` as [`load`] does.
+pub fn parse(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    load::from_text(text, "the configuration", &env)
+}
+
+/// Where the registry keeps its data when no configuration file says:
+/// `$XDG_DATA_HOME/berth/registry`, else `$HOME/.local/share/berth/registry`,
+/// both looked up in `env`.
+pub fn default_data_dir(env: &[(String, String)]) -> Option<PathBuf> {
+    let var = |name: &str| {
+        env.iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| PathBuf::from(v))
+    };
+    let base = var("XDG_DATA_HOME").or_else(|| var("HOME").map(|home| home.join(".local").join("share")))?;
+    Some(base.join("berth").join("registry"))
+}
+
+/// A configuration and what was odd about it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// Unknown or unsupported keys and variables, deprecated spellings: each
+    /// names the key or the variable. Worth logging; none stops the registry.
+    pub warnings: Vec<String>,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `origin` is the file or the environment variable.
+    #[error("{origin} is not valid YAML: {message}")]
+    Syntax { origin: String, message: String },
+    /// `key` is the path in the configuration, like `http.tls.clientcas[1]`.
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// The registry configuration (see the module documentation for the format).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Config {
+    #[serde(default)]
+    pub log: LogConfig,
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Berth's own section; distribution has no `plugins`.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+}
+
+impl Config {
+    /// The storage driver's name and its parameters, as the plugin's `init`
+    /// takes them.
+    pub fn storage_driver(&self) -> (&str, Vec<(String, String)>) {
+        (&self.storage.driver, self.storage.parameters.clone())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub formatter: LogFormatter,
+    /// Static fields added to every log line.
+    #[serde(deserialize_with = "de::text_map")]
+    pub fields: BTreeMap<String, String>,
+    pub accesslog: AccessLogConfig,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: LogLevel::Info,
+            formatter: LogFormatter::Text,
+            fields: BTreeMap::new(),
+            accesslog: AccessLogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// Distribution lower-cases the level before checking it, so `DEBUG` works.
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.to_lowercase().as_str() {
+            "error" => Ok(LogLevel::Error),
+            "warn" => Ok(LogLevel::Warn),
+            "info" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown log level `{text}`, expected error, warn, info or debug"
+            ))),
+        }
+    }
+}
+
+/// Distribution's `logstash` formatter is not offered: use `json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatter {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AccessLogConfig {
+    #[serde(deserialize_with = "de::flag")]
+    pub disabled: bool,
+}
+
+/// `storage`; (de)serialised by hand in `de.rs`, as the driver's key is
+/// its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// The plugin name: `filesystem`, `inmemory`, `s3`, or a dropped-in one.
+    pub driver: String,
+    /// In the order written; numbers and booleans rendered as text.
+    pub parameters: Vec<(String, String)>,
+    pub delete: DeleteConfig,
+    pub redirect: RedirectConfig,
+    pub maintenance: MaintenanceConfig,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DeleteConfig {
+    /// Off by default, as in distribution.
+    #[serde(deserialize_with = "de::flag")]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RedirectConfig {
+    #[serde(deserialize_with = "de::flag")]
+    pub disable: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MaintenanceConfig {
+    pub uploadpurging: UploadPurgingConfig,
+    pub readonly: ReadOnlyConfig,
+}
+
+/// Removing abandoned uploads. Each field has distribution's default on its
+/// own (distribution wants all four once the section is written).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct UploadPurgingConfig {
+    #[serde(deserialize_with = "de::flag")]
+    pub enabled: bool,
+    /// Uploads older than this are removed (default 168h).
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub age: Duration,
+    /// Time between purges (default 24h).
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub interval: Duration,
+    #[serde(deserialize_with = "de::flag")]
+    pub dryrun: bool,
+}
+
+impl Default for UploadPurgingConfig {
+    fn default() -> Self {
+        UploadPurgingConfig {
+            enabled: true,
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dryrun: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ReadOnlyConfig {
+    #[serde(deserialize_with = "de::flag")]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// `inmemory` or `redis` in distribution; `None`: no cache.
+    pub blobdescriptor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// `host:port`, `[v6]:port` or `:port` with `net: tcp` (see
+    /// [`HttpConfig::listen_addr`]); a socket path with `net: unix`.
+    pub addr: String,
+    pub net: Net,
+    /// The path before `/v2/`, as `/path/`.
+    pub prefix: Option<String>,
+    /// The externally reachable URL, for generated links.
+    pub host: Option<String>,
+    /// Signs state kept by clients; replicas must share it.
+    #[serde(deserialize_with = "de::opt_text")]
+    pub secret: Option<String>,
+    /// Response headers: name to values.
+    #[serde(deserialize_with = "de::header_map")]
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub tls: TlsConfig,
+    pub debug: DebugConfig,
+    /// How long to let connections drain on shutdown; `None`: stop at once.
+    #[serde(deserialize_with = "de::opt_duration", serialize_with = "de::ser_opt_duration")]
+    pub draintimeout: Option<Duration>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: ":5000".into(),
+            net: Net::Tcp,
+            prefix: None,
+            host: None,
+            secret: None,
+            headers: BTreeMap::new(),
+            tls: TlsConfig::default(),
+            debug: DebugConfig::default(),
+            draintimeout: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// `addr` as a TCP listen address; the error names `http.addr`.
+    pub fn listen_addr(&self) -> Result<ListenAddr, ConfigError> {
+        ListenAddr::parse(&self.addr).map_err(|message| ConfigError::Invalid {
+            key: "http.addr".into(),
+            message,
+        })
+    }
+
+    /// `debug.addr`, when set; the error names `http.debug.addr`.
+    pub fn debug_listen_addr(&self) -> Result<Option<ListenAddr>, ConfigError> {
+        let Some(addr) = &self.debug.addr else { return Ok(None) };
+        ListenAddr::parse(addr)
+            .map(Some)
+            .map_err(|message| ConfigError::Invalid {
+                key: "http.debug.addr".into(),
+                message,
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Net {
+    #[default]
+    Tcp,
+    Unix,
+}
+
+/// TLS is on when `certificate` is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// CA files for client certificates.
+    pub clientcas: Vec<PathBuf>,
+    pub minimumtls: TlsVersion,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+pub enum TlsVersion {
+    #[serde(rename = "tls1.0")]
+    Tls10,
+    #[serde(rename = "tls1.1")]
+    Tls11,
+    #[default]
+    #[serde(rename = "tls1.2")]
+    Tls12,
+    #[serde(rename = "tls1.3")]
+    Tls13,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DebugConfig {
+    /// Where the debug server listens; `None`: no debug server.
+    pub addr: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HealthConfig {
+    pub storagedriver: StorageDriverHealth,
+}
+
+/// A periodic check of the storage driver.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct StorageDriverHealth {
+    #[serde(deserialize_with = "de::flag")]
+    pub enabled: bool,
+    /// Between checks (default 10s; 0 means the default, as in distribution).
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub interval: Duration,
+    /// Failures in a row before unhealthy (default 1; 0 means 1, as in
+    /// distribution).
+    pub threshold: u32,
+}
+
+impl Default for StorageDriverHealth {
+    fn default() -> Self {
+        StorageDriverHealth {
+            enabled: false,
+            interval: Duration::from_secs(10),
+            threshold: 1,
+        }
+    }
+}
+
+/// Berth's own section: the WebAssembly plugins.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PluginsConfig {
+    /// Drop-in `NAME.wasm` drivers, adding to or replacing the bundled ones.
+    pub directory: Option<PathBuf>,
+    /// The longest one plugin call may take (default 30s).
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub calltimeout: Duration,
+    /// The most memory one plugin instance may use, in MiB (default 256).
+    pub memorylimitmib: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            directory: None,
+            calltimeout: Duration::from_secs(30),
+            memorylimitmib: 256,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
