@@ -2,5 +2,7 @@
 //! components. See `DESIGN.md` in the shared folder for the map.
 
 pub mod cli;
+pub mod config;
 pub mod plugin;
+pub mod registry;
 pub mod storage;

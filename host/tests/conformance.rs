@@ -1,12 +1,8 @@
 //! The storage-driver conformance suite, run against every bundled driver
-//! through the library, and through `berth plugin test` as a plugin author
-//! runs it.
-
-use std::process::Command;
+//! through the library (`host/tests/cli.rs` runs it through the CLI).
 
 use berth::plugin::{InstanceModel, Origin, PluginHost, PluginHostOptions};
 use berth::storage::{conformance, open_driver};
-use berth_tests::{berth_bin, plugin_wasm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bundled_driver_passes_the_suite() {
@@ -47,77 +43,4 @@ async fn every_bundled_driver_passes_the_suite() {
         assert!(outcomes.len() >= 30, "{name}: only {} cases ran", outcomes.len());
         assert!(failures.is_empty(), "{name} failed:\n{}", failures.join("\n"));
     }
-}
-
-fn berth(args: &[&str]) -> (bool, String) {
-    let output = Command::new(berth_bin()).args(args).output().expect("running berth");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.code().is_some(),
-        "berth was killed by a signal:\n{stdout}"
-    );
-    (output.status.success(), stdout)
-}
-
-#[test]
-fn plugin_test_passes_a_bundled_driver() {
-    let (ok, stdout) = berth(&["plugin", "test", "inmemory"]);
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(ok, "{stdout}");
-    assert!(last.ends_with(" passed, 0 failed"), "last line: {last}");
-    assert!(
-        stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 30,
-        "{stdout}"
-    );
-}
-
-#[test]
-fn plugin_test_fails_loudly_on_a_broken_driver() {
-    let wasm = plugin_wasm("broken");
-    let (ok, stdout) = berth(&["plugin", "test", wasm.to_str().unwrap()]);
-    assert!(!ok, "a broken driver passed:\n{stdout}");
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(
-        last.contains(" passed, ") && !last.ends_with(" 0 failed"),
-        "last line: {last}"
-    );
-    // Each of its three deliberate bugs is named.
-    for symptom in ["not a direct child", "already exists", "reader-offset"] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with("FAIL") && l.contains(symptom)),
-            "no FAIL naming {symptom:?}:\n{stdout}"
-        );
-    }
-}
-
-#[test]
-fn plugin_inspect_describes_a_component() {
-    let wasm = plugin_wasm("filesystem");
-    let (ok, stdout) = berth(&["plugin", "inspect", wasm.to_str().unwrap()]);
-    assert!(ok, "{stdout}");
-    assert!(
-        stdout.contains("world:      berth:storage/storage-driver@0.1.0"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("provisions: no"), "{stdout}");
-    assert!(stdout.contains("  berth:storage/driver@0.1.0"), "{stdout}");
-    assert!(stdout.contains("  wasi:filesystem/preopens@"), "{stdout}");
-    let size = std::fs::metadata(&wasm).expect("wasm").len();
-    assert!(stdout.contains(&format!("size:       {size} bytes")), "{stdout}");
-}
-
-#[test]
-fn a_dropped_in_plugin_replaces_a_bundled_one() {
-    let dir = tempfile::tempdir().expect("plugin dir");
-    std::fs::copy(plugin_wasm("broken"), dir.path().join("inmemory.wasm")).expect("copy");
-    let dir_arg = dir.path().to_str().unwrap();
-    let (_, listing) = berth(&["plugin", "list", "--plugin-dir", dir_arg]);
-    assert!(
-        listing
-            .lines()
-            .any(|l| l.starts_with("inmemory") && l.contains(dir_arg)),
-        "{listing}"
-    );
-    let (ok, stdout) = berth(&["plugin", "test", "inmemory", "--plugin-dir", dir_arg]);
-    assert!(!ok, "the drop-in did not replace the bundled driver:\n{stdout}");
 }

@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 
 use berth::plugin::{PluginHost, PluginHostOptions};
 use berth::storage::{open_driver, StorageDriver, StorageError};
-use berth_tests::plugin_wasm;
+
+/// A fixture component the build script built from `plugins/fixtures/`.
+fn plugin_wasm(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("BERTH_PLUGIN_BUILD_DIR")).join(format!("{name}.wasm"))
+}
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const MEMORY_LIMIT_MIB: u64 = 64;

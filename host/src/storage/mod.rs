@@ -2,6 +2,7 @@
 //! errors, path rules, and the conformance suite every driver must pass.
 
 pub mod conformance;
+pub mod layout;
 mod path;
 mod walk;
 mod wasm;

@@ -1,0 +1,207 @@
+//! The registry's one error type and its mapping, in this one place, to the
+//! OCI error body `{"errors":[{"code","message","detail"}]}` and a status.
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::storage::layout::DigestError;
+use crate::storage::StorageError;
+
+/// The error codes of the OCI distribution spec, plus distribution's
+/// `TAG_INVALID`, `PAGINATION_NUMBER_INVALID`, `RANGE_INVALID` and `UNKNOWN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    TagInvalid,
+    PaginationNumberInvalid,
+    /// A byte range that does not fit: a chunk not at the upload's offset,
+    /// a blob range past its end.
+    RangeInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+    /// The registry (its storage, mostly) failed; never the client's fault.
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
+            ErrorCode::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            ErrorCode::DigestInvalid => "DIGEST_INVALID",
+            ErrorCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            ErrorCode::ManifestInvalid => "MANIFEST_INVALID",
+            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
+            ErrorCode::NameInvalid => "NAME_INVALID",
+            ErrorCode::NameUnknown => "NAME_UNKNOWN",
+            ErrorCode::SizeInvalid => "SIZE_INVALID",
+            ErrorCode::TagInvalid => "TAG_INVALID",
+            ErrorCode::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
+            ErrorCode::RangeInvalid => "RANGE_INVALID",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Denied => "DENIED",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
+            ErrorCode::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The status a code is answered with unless the endpoint says
+    /// otherwise (a manifest too large is `SIZE_INVALID` with 413).
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BlobUnknown
+            | ErrorCode::BlobUploadUnknown
+            | ErrorCode::ManifestUnknown
+            | ErrorCode::NameUnknown => StatusCode::NOT_FOUND,
+            ErrorCode::BlobUploadInvalid
+            | ErrorCode::DigestInvalid
+            | ErrorCode::ManifestBlobUnknown
+            | ErrorCode::ManifestInvalid
+            | ErrorCode::NameInvalid
+            | ErrorCode::SizeInvalid
+            | ErrorCode::TagInvalid
+            | ErrorCode::PaginationNumberInvalid => StatusCode::BAD_REQUEST,
+            ErrorCode::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Denied => StatusCode::FORBIDDEN,
+            ErrorCode::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A failed request: what the client is told.
+#[derive(Debug)]
+pub struct RegistryError {
+    code: ErrorCode,
+    status: StatusCode,
+    message: String,
+    detail: Option<Value>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+impl RegistryError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> RegistryError {
+        RegistryError {
+            code,
+            status: code.status(),
+            message: message.into(),
+            detail: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Answers with `status` instead of the code's usual one.
+    pub fn with_status(mut self, status: StatusCode) -> RegistryError {
+        self.status = status;
+        self
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> RegistryError {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// Adds a response header (`Range` of an upload, `Content-Range` of a
+    /// blob); a value that is not a valid header is left out.
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> RegistryError {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl From<DigestError> for RegistryError {
+    fn from(err: DigestError) -> RegistryError {
+        RegistryError::new(ErrorCode::DigestInvalid, err.to_string())
+    }
+}
+
+/// A storage failure the handler did not expect (a missing path it did
+/// expect is turned into `*_UNKNOWN` where it happens).
+impl From<StorageError> for RegistryError {
+    fn from(err: StorageError) -> RegistryError {
+        RegistryError::new(ErrorCode::Unknown, format!("storage failed: {err}"))
+    }
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code.as_str(), "{}", self.message);
+        } else {
+            tracing::debug!(
+                code = self.code.as_str(),
+                status = self.status.as_u16(),
+                "{}",
+                self.message
+            );
+        }
+        let body = json!({
+            "errors": [{
+                "code": self.code.as_str(),
+                "message": self.message,
+                "detail": self.detail.unwrap_or(Value::Null),
+            }]
+        });
+        let mut response = (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_the_spec_statuses() {
+        assert_eq!(ErrorCode::BlobUnknown.status(), StatusCode::NOT_FOUND);
+        assert_eq!(ErrorCode::ManifestBlobUnknown.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ErrorCode::Unsupported.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(ErrorCode::TooManyRequests.as_str(), "TOOMANYREQUESTS");
+        let response = RegistryError::new(ErrorCode::NameInvalid, "bad")
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .into_response();
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    }
+}

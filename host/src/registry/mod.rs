@@ -1,0 +1,194 @@
+//! The OCI Distribution Spec v1.1 HTTP API over a [`StorageDriver`], in
+//! distribution's storage layout (`storage::layout`).
+//!
+//! Everything a request needs is in storage, uploads in progress included, so
+//! any number of processes sharing one storage serve the same registry.
+//!
+//! ```no_run
+//! # async fn run(driver: std::sync::Arc<dyn berth::storage::StorageDriver>) -> std::io::Result<()> {
+//! use berth::registry::{Registry, RegistryOptions};
+//! let registry = Registry::new(driver, RegistryOptions::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//! axum::serve(listener, registry.router()).await
+//! # }
+//! ```
+
+mod blobs;
+mod catalog;
+mod document;
+mod error;
+mod manifests;
+mod pagination;
+mod referrers;
+mod routes;
+mod stream;
+mod tags;
+mod uploads;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::storage::{StorageDriver, StorageError};
+
+use error::Result;
+pub use error::{ErrorCode, RegistryError};
+use routes::Route;
+
+/// How the registry behaves; the defaults are distribution's.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Whether blobs and manifests may be deleted (`storage.delete.enabled`).
+    pub delete_enabled: bool,
+    /// Refuse every write (`storage.maintenance.readonly.enabled`).
+    pub read_only: bool,
+    /// Send blob GETs to the driver's `redirect_url` when it has one.
+    pub redirect: bool,
+    /// How old an unfinished upload must be for the caller's purge task to
+    /// remove it with [`Registry::purge_uploads`]; `None`: never purge.
+    pub upload_purge_age: Option<Duration>,
+}
+
+/// The registry API over one storage.
+#[derive(Clone)]
+pub struct Registry {
+    driver: Arc<dyn StorageDriver>,
+    options: Arc<RegistryOptions>,
+}
+
+/// Sent with every answer, as clients probe for it.
+const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+
+impl Registry {
+    pub fn new(driver: Arc<dyn StorageDriver>, options: RegistryOptions) -> Registry {
+        Registry {
+            driver,
+            options: Arc::new(options),
+        }
+    }
+
+    pub fn options(&self) -> &RegistryOptions {
+        &self.options
+    }
+
+    /// The HTTP API: `/v2/...`, anything else is 404.
+    pub fn router(&self) -> Router {
+        // One handler for everything: the routes are parsed from the path's
+        // end (see `routes`), which the router's patterns cannot do.
+        Router::new().fallback(dispatch).with_state(self.clone())
+    }
+
+    /// Removes uploads started longer than `older_than` ago, in every
+    /// repository; returns how many. Meant for a periodic task.
+    pub async fn purge_uploads(&self, older_than: Duration) -> Result<usize, StorageError> {
+        uploads::purge(self, older_than).await
+    }
+
+    fn driver(&self) -> &dyn StorageDriver {
+        self.driver.as_ref()
+    }
+
+    async fn handle(&self, parts: Parts, body: Body) -> Result<Response> {
+        let Some(route) = routes::parse(parts.uri.path())? else {
+            return Ok(StatusCode::NOT_FOUND.into_response());
+        };
+        let query = routes::parse_query(parts.uri.query());
+        let method = parts.method.clone();
+        let writes = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+        if writes && self.options.read_only {
+            return Err(RegistryError::new(
+                ErrorCode::Unsupported,
+                "the registry is in read-only mode",
+            ));
+        }
+        if method == Method::DELETE
+            && !self.options.delete_enabled
+            && matches!(route, Route::Blob { .. } | Route::Manifest { .. })
+        {
+            return Err(RegistryError::new(ErrorCode::Unsupported, "deletes are disabled"));
+        }
+        let head = method == Method::HEAD;
+        let get_or_head = method == Method::GET || head;
+        match route {
+            Route::Base if get_or_head => Ok(base()),
+            Route::Catalog if get_or_head => catalog::list(self, &query, head).await,
+            Route::Tags { name } if get_or_head => tags::list(self, &name, &query, head).await,
+            Route::Referrers { name, digest } if get_or_head => {
+                referrers::list(self, &name, &digest, &query, head).await
+            }
+            Route::Blob { name, digest } => match method {
+                _ if get_or_head => blobs::get(self, &name, &digest, &parts.headers, head).await,
+                Method::DELETE => blobs::delete(self, &name, &digest).await,
+                _ => Err(not_allowed(&method)),
+            },
+            Route::UploadStart { name } if method == Method::POST => uploads::start(self, &name, &query, body).await,
+            Route::Upload { name, id } => match method {
+                Method::GET => uploads::status(self, &name, &id).await,
+                Method::PATCH => uploads::patch(self, &name, &id, &parts.headers, body).await,
+                Method::PUT => uploads::put(self, &name, &id, &query, &parts.headers, body).await,
+                Method::DELETE => uploads::cancel(self, &name, &id).await,
+                _ => Err(not_allowed(&method)),
+            },
+            Route::Manifest { name, reference } => match method {
+                _ if get_or_head => manifests::get(self, &name, &reference, head).await,
+                Method::PUT => manifests::put(self, &name, &reference, &parts.headers, body).await,
+                Method::DELETE => manifests::delete(self, &name, &reference).await,
+                _ => Err(not_allowed(&method)),
+            },
+            _ => Err(not_allowed(&method)),
+        }
+    }
+}
+
+async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut response = registry
+        .handle(parts, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    response
+        .headers_mut()
+        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    response
+}
+
+/// `GET /v2/`: the API is here (and, without auth, open).
+fn base() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}
+
+fn not_allowed(method: &Method) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::Unsupported,
+        format!("{method} is not supported on this endpoint"),
+    )
+}
+
+/// The last component of a storage path.
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A 200 with a JSON body (none for HEAD, but its length).
+fn json_response(body: String, head: bool) -> Response {
+    let length = body.len();
+    let body = if head { String::new() } else { body };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Query parameters, as handlers receive them.
+type Query = HashMap<String, String>;

@@ -1,0 +1,134 @@
+//! Moving bytes between HTTP bodies and storage without holding a whole blob:
+//! request bodies are written in large pieces, stored content is served and
+//! hashed in large pieces.
+
+use axum::body::Body;
+use futures_util::StreamExt;
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::storage::layout::{Algorithm, Digest};
+use crate::storage::{FileReader, FileWriter, StorageDriver};
+
+use super::error::{ErrorCode, RegistryError, Result};
+
+/// Bytes gathered from a request body before one write to storage: large, as
+/// the storage contract asks, and bounded, so memory per upload is too.
+const WRITE_PIECE: usize = 4 << 20;
+/// Bytes asked of a reader at a time when serving or hashing.
+const READ_PIECE: u32 = 1 << 20;
+
+/// Writes all of `body` to `writer`; returns the bytes written.
+pub async fn body_to_writer(body: Body, writer: &mut dyn FileWriter) -> Result<u64> {
+    let mut stream = body.into_data_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut written = 0u64;
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|err| {
+            RegistryError::new(ErrorCode::BlobUploadInvalid, format!("reading the request body: {err}"))
+        })?;
+        pending.extend_from_slice(&frame);
+        if pending.len() >= WRITE_PIECE {
+            writer.write(&pending).await?;
+            written += pending.len() as u64;
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        writer.write(&pending).await?;
+        written += pending.len() as u64;
+    }
+    Ok(written)
+}
+
+/// All of `body` if it is at most `limit` bytes, else `None` (read no
+/// further than just past the limit).
+pub async fn body_up_to(body: Body, limit: usize) -> Result<Option<Vec<u8>>> {
+    let mut stream = body.into_data_stream();
+    let mut content = Vec::new();
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|err| {
+            RegistryError::new(ErrorCode::ManifestInvalid, format!("reading the request body: {err}"))
+        })?;
+        if content.len() + frame.len() > limit {
+            return Ok(None);
+        }
+        content.extend_from_slice(&frame);
+    }
+    Ok(Some(content))
+}
+
+/// A response body streaming `length` bytes from `reader`. A storage failure
+/// midway ends the response early (the client sees a short body), since the
+/// status is long sent by then.
+pub fn reader_body(reader: Box<dyn FileReader>, length: u64) -> Body {
+    let stream = futures_util::stream::unfold((reader, length), |(mut reader, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let ask = left.min(READ_PIECE as u64) as u32;
+        match reader.read(ask).await {
+            Ok(data) if data.is_empty() => {
+                tracing::warn!(missing = left, "stored content ended before its size");
+                Some((Err(std::io::Error::other("stored content ended early")), (reader, 0)))
+            }
+            Ok(data) => {
+                let left = left.saturating_sub(data.len() as u64);
+                Some((Ok(data), (reader, left)))
+            }
+            Err(err) => {
+                tracing::error!("reading stored content: {err}");
+                Some((Err(std::io::Error::other(err.to_string())), (reader, 0)))
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// Incremental hashing for the algorithms a [`Digest`] may name.
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(algorithm: Algorithm) -> Hasher {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        match self {
+            Hasher::Sha256(h) => Digest::from_hash(Algorithm::Sha256, &h.finalize()),
+            Hasher::Sha512(h) => Digest::from_hash(Algorithm::Sha512, &h.finalize()),
+        }
+    }
+}
+
+/// The digest of `content` with `algorithm`.
+pub fn digest_of(algorithm: Algorithm, content: &[u8]) -> Digest {
+    let mut hasher = Hasher::new(algorithm);
+    hasher.update(content);
+    hasher.finish()
+}
+
+/// The digest of the stored content at `path`, read back in pieces.
+pub async fn digest_of_stored(driver: &dyn StorageDriver, path: &str, algorithm: Algorithm) -> Result<Digest> {
+    let mut reader = driver.reader(path, 0).await?;
+    let mut hasher = Hasher::new(algorithm);
+    loop {
+        let data = reader.read(READ_PIECE).await?;
+        if data.is_empty() {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&data);
+    }
+}
