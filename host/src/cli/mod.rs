@@ -1,6 +1,7 @@
 //! The `berth` command line.
 
 mod plugin;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -14,14 +15,17 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
-    #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn")]
-    log: String,
+    /// Default: the configuration's log.level for `serve`, warn otherwise.
+    #[arg(long, global = true, env = "BERTH_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the registry (OCI Distribution API) on the configured storage.
+    Serve(serve::ServeArgs),
     /// Test, inspect and list storage-driver plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -30,10 +34,6 @@ enum Command {
 /// Runs the command line; the exit status says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -41,9 +41,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let log = cli.log.as_deref();
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Plugin(command) => plugin::run(command).await,
+            Command::Serve(args) => serve::run(args, log).await,
+            Command::Plugin(command) => {
+                init_logging(log.unwrap_or("warn"), false);
+                plugin::run(command).await
+            }
         }
     });
     match outcome {
@@ -52,5 +57,18 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr, as text or one JSON object per line.
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

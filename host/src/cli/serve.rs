@@ -1,0 +1,246 @@
+//! `berth serve`: the registry on the configured storage plugin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use clap::Args;
+
+use crate::config::{self, Config, ListenAddr, LogFormatter};
+use crate::plugin::{PluginHost, PluginHostOptions};
+use crate::registry::{Registry, RegistryOptions};
+use crate::storage::{open_driver, StorageDriver, StorageError};
+
+/// Exit status for a configuration that cannot run: distinct from a failure
+/// at run time, so a supervisor can tell "fix the config" from "retry".
+const CONFIG_ERROR: u8 = 2;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The registry configuration (distribution's config.yml). Without one:
+    /// the filesystem driver under ~/.local/share/berth/registry, on
+    /// 127.0.0.1:5000. REGISTRY_* variables override it either way.
+    #[arg(long, short, env = "BERTH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The same, as distribution's `registry serve config.yml` takes it.
+    #[arg(value_name = "CONFIG", conflicts_with = "config")]
+    config_path: Option<PathBuf>,
+}
+
+/// Loads the configuration, starts the storage plugin, serves until SIGINT
+/// or SIGTERM, then drains requests in flight.
+pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<ExitCode> {
+    let path = args.config.or(args.config_path);
+    let loaded = match config::load(path.as_deref(), std::env::vars()) {
+        Ok(loaded) => loaded,
+        Err(err) => return Ok(config_error(&err.to_string())),
+    };
+    let config = loaded.config;
+    super::init_logging(
+        log_override.unwrap_or(config.log.level.as_str()),
+        config.log.formatter == LogFormatter::Json,
+    );
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let listen = match config.http.listen_addr() {
+        Ok(listen) => listen,
+        Err(err) => return Ok(config_error(&err.to_string())),
+    };
+    if config.http.tls.certificate.is_some() || config.http.tls.key.is_some() {
+        return Ok(config_error(
+            "http.tls: TLS is not implemented yet; terminate TLS in front of berth",
+        ));
+    }
+
+    let host = PluginHost::new(PluginHostOptions {
+        call_timeout: config.plugins.calltimeout,
+        memory_limit: config.plugins.memorylimitmib << 20,
+        plugin_dir: config.plugins.directory.clone(),
+        ..PluginHostOptions::default()
+    })?;
+    let (driver_name, parameters) = config.storage_driver();
+    let driver = match open_driver(&host, driver_name, parameters).await {
+        Ok(driver) => driver,
+        Err(err) => return Ok(config_error(&format!("storage.{driver_name}: {err}"))),
+    };
+    let registry = Registry::new(driver.clone(), registry_options(&config));
+    if let Some(age) = registry.options().upload_purge_age {
+        spawn_upload_purging(registry.clone(), age, config.storage.maintenance.uploadpurging.interval);
+    }
+
+    let app = app(&registry, driver, &config)?;
+    let listener = bind(&listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, storage = driver_name, "berth registry listening");
+    let drain = config.http.draintimeout;
+    serve(listener, app, drain).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_error(message: &str) -> ExitCode {
+    eprintln!("berth: configuration error: {message}");
+    ExitCode::from(CONFIG_ERROR)
+}
+
+fn registry_options(config: &Config) -> RegistryOptions {
+    let purging = &config.storage.maintenance.uploadpurging;
+    if purging.enabled && purging.dryrun {
+        tracing::warn!("storage.maintenance.uploadpurging.dryrun: dry runs are not supported; stale uploads are kept");
+    }
+    RegistryOptions {
+        delete_enabled: config.storage.delete.enabled,
+        read_only: config.storage.maintenance.readonly.enabled,
+        redirect: !config.storage.redirect.disable,
+        upload_purge_age: (purging.enabled && !purging.dryrun).then_some(purging.age),
+    }
+}
+
+/// The registry API, `/healthz`, the configured response headers and one
+/// log line per request.
+fn app(registry: &Registry, driver: Arc<dyn StorageDriver>, config: &Config) -> anyhow::Result<Router> {
+    let mut headers = Vec::new();
+    for (name, values) in &config.http.headers {
+        let name = HeaderName::try_from(name.as_str())
+            .map_err(|err| anyhow::anyhow!("http.headers: `{name}` is not a header name: {err}"))?;
+        for value in values {
+            let value = HeaderValue::try_from(value.as_str())
+                .map_err(|err| anyhow::anyhow!("http.headers.{name}: `{value}` is not a header value: {err}"))?;
+            headers.push((name.clone(), value));
+        }
+    }
+    let headers = Arc::new(headers);
+    let health = Router::new().route("/healthz", get(healthz)).with_state(driver);
+    Ok(health
+        .merge(registry.router())
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+            let headers = headers.clone();
+            async move {
+                let mut response = next.run(request).await;
+                for (name, value) in headers.iter() {
+                    response.headers_mut().append(name, value.clone());
+                }
+                response
+            }
+        }))
+        .layer(axum::middleware::from_fn(log_request)))
+}
+
+/// Ready when the storage answers: `stat("/")` succeeds or says there is
+/// nothing yet (an empty bucket). Otherwise 503 with the cause.
+async fn healthz(State(driver): State<Arc<dyn StorageDriver>>) -> Response {
+    match driver.stat("/").await {
+        Ok(_) | Err(StorageError::PathNotFound(_)) => (StatusCode::OK, "ok\n").into_response(),
+        Err(err) => {
+            tracing::warn!(storage = driver.name(), "health check failed: {err}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("storage {}: {err}\n", driver.name()),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let bytes = response
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        bytes,
+        duration_ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}
+
+fn spawn_upload_purging(registry: Registry, age: Duration, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            match registry.purge_uploads(age).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged stale uploads"),
+                Err(err) => tracing::warn!("purging stale uploads failed: {err}"),
+            }
+        }
+    });
+}
+
+/// `:5000` listens on every interface, IPv6 and IPv4 where possible.
+async fn bind(listen: &ListenAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let candidates: Vec<String> = match &listen.host {
+        Some(host) if host.contains(':') => vec![format!("[{host}]:{}", listen.port)],
+        Some(host) => vec![format!("{host}:{}", listen.port)],
+        None => vec![format!("[::]:{}", listen.port), format!("0.0.0.0:{}", listen.port)],
+    };
+    let mut last = None;
+    for candidate in &candidates {
+        match tokio::net::TcpListener::bind(candidate).await {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = Some(anyhow::anyhow!("cannot listen on {candidate}: {err}")),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no address to listen on")))
+}
+
+/// Serves until SIGINT or SIGTERM, then stops accepting and lets requests in
+/// flight finish, for at most `drain` when set.
+async fn serve(listener: tokio::net::TcpListener, app: Router, drain: Option<Duration>) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let mut server = tokio::spawn(async move {
+        let mut stop_rx = stop_rx;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tokio::select! {
+        result = &mut server => return Ok(result??),
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down: draining requests in flight");
+    let _ = stop_tx.send(true);
+    match drain {
+        Some(limit) => match tokio::time::timeout(limit, &mut server).await {
+            Ok(result) => result??,
+            Err(_) => tracing::warn!("requests still in flight after {limit:?}: stopping anyway"),
+        },
+        None => server.await??,
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,300 @@
+//! `berth serve` as a process: configuration errors, health, shutdown, and
+//! uploads that outlive the process that started them.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `berth serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn berth(config: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("BERTH_LOG", "warn");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Starts berth on the filesystem root `root` and waits until it answers.
+fn start(root: &Path) -> Server {
+    let port = free_port();
+    let config = root.with_extension("yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n",
+            root.display()
+        ),
+    )
+    .expect("config");
+    let addr = format!("127.0.0.1:{port}");
+    let child = berth(&config, &[("REGISTRY_HTTP_ADDR", &addr)])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("berth serve");
+    let mut server = Server { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while request(&server.addr, "GET", "/v2/", &[], b"").map(|r| r.status) != Some(200) {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("berth serve exited with {status} before answering");
+        }
+        assert!(Instant::now() < deadline, "berth serve did not answer within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// One HTTP/1.1 request on its own connection; `None` if nothing answers.
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<Reply> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Reply {
+        status,
+        head,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Starts an upload; returns its path (the Location).
+fn start_upload(addr: &str, repository: &str) -> String {
+    let reply = request(addr, "POST", &format!("/v2/{repository}/blobs/uploads/"), &[], b"").expect("POST");
+    assert_eq!(reply.status, 202, "{}", reply.head);
+    reply.header("location").expect("Location").to_string()
+}
+
+fn patch(addr: &str, location: &str, start: usize, chunk: &[u8]) -> Reply {
+    let range = format!("{start}-{}", start + chunk.len() - 1);
+    let headers = [
+        ("Content-Range", range.as_str()),
+        ("Content-Type", "application/octet-stream"),
+    ];
+    request(addr, "PATCH", location, &headers, chunk).expect("PATCH")
+}
+
+fn finish(addr: &str, location: &str, digest: &str) -> Reply {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    request(
+        addr,
+        "PUT",
+        &format!("{location}{separator}digest=sha256:{digest}"),
+        &[],
+        b"",
+    )
+    .expect("PUT")
+}
+
+fn blob(addr: &str, repository: &str, digest: &str) -> Reply {
+    request(
+        addr,
+        "GET",
+        &format!("/v2/{repository}/blobs/sha256:{digest}"),
+        &[],
+        b"",
+    )
+    .expect("GET blob")
+}
+
+fn content(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()
+}
+
+#[test]
+fn one_chunked_upload_across_two_processes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let (first, second) = (start(&root), start(&root));
+    let data = content(3 << 20);
+    let (a, b) = data.split_at(1 << 20);
+    let location = start_upload(&first.addr, "shared/app");
+    assert_eq!(patch(&first.addr, &location, 0, a).status, 202);
+    let reply = patch(&second.addr, &location, a.len(), b);
+    assert_eq!(reply.status, 202, "{}", reply.head);
+    let digest = sha256_hex(&data);
+    let reply = finish(&first.addr, &location, &digest);
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    for server in [&first, &second] {
+        assert_eq!(blob(&server.addr, "shared/app", &digest).body, data);
+    }
+}
+
+#[test]
+fn an_upload_survives_a_killed_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let data = content(2 << 20);
+    let (a, b) = data.split_at(700_000);
+    let location = {
+        let server = start(&root);
+        let location = start_upload(&server.addr, "resumed");
+        assert_eq!(patch(&server.addr, &location, 0, a).status, 202);
+        location
+        // Dropped: SIGKILL, no chance to clean up.
+    };
+    let server = start(&root);
+    let status = request(&server.addr, "GET", &location, &[], b"").expect("upload status");
+    assert_eq!(status.status, 204, "{}", status.head);
+    assert_eq!(status.header("range"), Some(format!("0-{}", a.len() - 1).as_str()));
+    assert_eq!(patch(&server.addr, &location, a.len(), b).status, 202);
+    let digest = sha256_hex(&data);
+    assert_eq!(finish(&server.addr, &location, &digest).status, 201);
+    assert_eq!(blob(&server.addr, "resumed", &digest).body, data);
+}
+
+#[test]
+fn healthz_reports_a_failing_storage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let server = start(&root);
+    assert_eq!(
+        request(&server.addr, "GET", "/healthz", &[], b"")
+            .expect("healthz")
+            .status,
+        200
+    );
+    // The storage directory disappears and a file takes its place.
+    std::fs::remove_dir_all(&root).expect("remove root");
+    std::fs::write(&root, b"not a directory").expect("file");
+    let reply = request(&server.addr, "GET", "/healthz", &[], b"").expect("healthz");
+    assert_eq!(reply.status, 503, "{}", reply.head);
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("filesystem"),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(&dir.path().join("root"));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "berth serve ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+fn refused(config: &str, env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, config).expect("config");
+    let mut command = berth(&path, env);
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth serve started with a bad configuration:\n{config}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn bad_configurations_exit_with_status_2_and_name_the_field() {
+    // (config.yml, environment, the field the error must name)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: relative/dir\n",
+            &[],
+            "rootdirectory",
+        ),
+        ("version: 0.1\nstorage:\n  nosuchdriver: {}\n", &[], "nosuchdriver"),
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  addr: not-an-address\n",
+            &[],
+            "http.addr",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\n",
+            &[("REGISTRY_HTTP_ADDR", "127.0.0.1:99999")],
+            "http.addr",
+        ),
+        ("storage:\n  inmemory: {}\n", &[], "version"),
+        ("version: 0.1\nstorage:\n  inmemory:\n    colour: blue\n", &[], "colour"),
+    ];
+    for (config, env, field) in cases {
+        let output = refused(config, env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{config}\n{stderr}");
+        assert!(stderr.contains(field), "the error does not name {field}:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
