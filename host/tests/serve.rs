@@ -43,16 +43,21 @@ fn berth(config: &Path, env: &[(&str, &str)]) -> Command {
 
 /// Starts berth on the filesystem root `root` and waits until it answers.
 fn start(root: &Path) -> Server {
+    start_with(root, "", |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
+    })
+}
+
+/// Starts berth with `extra` appended to its config.yml, and waits until
+/// `answers(addr)`.
+fn start_with(root: &Path, extra: &str, answers: impl Fn(&str) -> bool) -> Server {
     let port = free_port();
     let config = root.with_extension("yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n",
-            root.display()
-        ),
-    )
-    .expect("config");
+    let yaml = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}",
+        root.display()
+    );
+    std::fs::write(&config, yaml).expect("config");
     let addr = format!("127.0.0.1:{port}");
     let child = berth(&config, &[("REGISTRY_HTTP_ADDR", &addr)])
         .stdout(Stdio::null())
@@ -60,7 +65,7 @@ fn start(root: &Path) -> Server {
         .expect("berth serve");
     let mut server = Server { child, addr };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while request(&server.addr, "GET", "/v2/", &[], b"").map(|r| r.status) != Some(200) {
+    while !answers(&server.addr) {
         if let Ok(Some(status)) = server.child.try_wait() {
             panic!("berth serve exited with {status} before answering");
         }
@@ -245,6 +250,70 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
 
+/// A self-signed certificate for 127.0.0.1, made by openssl: (cert, key).
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl)");
+    assert!(status.success(), "openssl could not make a certificate");
+    (cert, key)
+}
+
+/// `curl --cacert` over HTTPS: (HTTP status, body), or None if no TLS answer.
+fn curl_https(addr: &str, path: &str, ca: &Path) -> Option<(u16, String)> {
+    let output = Command::new("curl")
+        .args(["-s", "--max-time", "10", "-w", "\n%{http_code}", "--cacert"])
+        .arg(ca)
+        .arg(format!("https://{addr}{path}"))
+        .output()
+        .expect("curl (Debian package curl)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n')?;
+    Some((status.parse().ok().filter(|s| *s != 0)?, body.to_string()))
+}
+
+#[test]
+fn serves_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path());
+    let tls = format!(
+        "http:\n  tls:\n    certificate: {}\n    key: {}\n",
+        cert.display(),
+        key.display()
+    );
+    let server = start_with(&dir.path().join("root"), &tls, |addr| {
+        curl_https(addr, "/v2/", &cert).is_some()
+    });
+    let (status, body) = curl_https(&server.addr, "/v2/", &cert).expect("an HTTPS answer");
+    assert_eq!((status, body.as_str()), (200, "{}"));
+    assert_eq!(curl_https(&server.addr, "/healthz", &cert).map(|r| r.0), Some(200));
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    assert!(request(&server.addr, "GET", "/v2/", &[], b"").is_none_or(|reply| reply.status != 200));
+}
+
 fn refused(config: &str, env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.yml");
@@ -289,6 +358,12 @@ fn bad_configurations_exit_with_status_2_and_name_the_field() {
         ),
         ("storage:\n  inmemory: {}\n", &[], "version"),
         ("version: 0.1\nstorage:\n  inmemory:\n    colour: blue\n", &[], "colour"),
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  tls:\n    certificate: /nonexistent/cert.pem\n    key: /nonexistent/key.pem\n",
+            &[],
+            "http.tls.certificate",
+        ),
+        ("version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  tls:\n    key: /nonexistent/key.pem\n", &[], "http.tls"),
     ];
     for (config, env, field) in cases {
         let output = refused(config, env);

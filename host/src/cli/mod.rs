@@ -2,6 +2,7 @@
 
 mod plugin;
 mod serve;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -55,11 +55,11 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         Ok(listen) => listen,
         Err(err) => return Ok(config_error(&err.to_string())),
     };
-    if config.http.tls.certificate.is_some() || config.http.tls.key.is_some() {
-        return Ok(config_error(
-            "http.tls: TLS is not implemented yet; terminate TLS in front of berth",
-        ));
-    }
+    let tls = config.http.tls.certificate.is_some() || config.http.tls.key.is_some();
+    let tls = match tls.then(|| super::tls::server_config(&config.http.tls)).transpose() {
+        Ok(tls) => tls,
+        Err(message) => return Ok(config_error(&message)),
+    };
 
     let host = PluginHost::new(PluginHostOptions {
         call_timeout: config.plugins.calltimeout,
@@ -79,9 +79,13 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
 
     let app = app(&registry, driver, &config)?;
     let listener = bind(&listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, storage = driver_name, "berth registry listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %listener.local_addr()?, scheme, storage = driver_name, "berth registry listening");
     let drain = config.http.draintimeout;
-    serve(listener, app, drain).await?;
+    match tls {
+        Some(tls) => super::tls::serve(listener, app, tls, announce_shutdown(shutdown_signal()), drain).await,
+        None => serve(listener, app, drain).await?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -216,9 +220,8 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, drain: Option<Dur
     });
     tokio::select! {
         result = &mut server => return Ok(result??),
-        () = shutdown_signal() => {}
+        () = announce_shutdown(shutdown_signal()) => {}
     }
-    tracing::info!("shutting down: draining requests in flight");
     let _ = stop_tx.send(true);
     match drain {
         Some(limit) => match tokio::time::timeout(limit, &mut server).await {
@@ -228,6 +231,11 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, drain: Option<Dur
         None => server.await??,
     }
     Ok(())
+}
+
+async fn announce_shutdown(signal: impl std::future::Future<Output = ()>) {
+    signal.await;
+    tracing::info!("shutting down: draining requests in flight");
 }
 
 async fn shutdown_signal() {
