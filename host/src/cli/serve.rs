@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -107,8 +107,7 @@ fn registry_options(config: &Config) -> RegistryOptions {
     }
 }
 
-/// The registry API, `/healthz`, the configured response headers and one
-/// log line per request.
+/// The registry API, `/healthz` and the configured response headers.
 fn app(registry: &Registry, driver: Arc<dyn StorageDriver>, config: &Config) -> anyhow::Result<Router> {
     let mut headers = Vec::new();
     for (name, values) in &config.http.headers {
@@ -133,8 +132,7 @@ fn app(registry: &Registry, driver: Arc<dyn StorageDriver>, config: &Config) -> 
                 }
                 response
             }
-        }))
-        .layer(axum::middleware::from_fn(log_request)))
+        })))
 }
 
 /// Ready when the storage answers: `stat("/")` succeeds or says there is
@@ -151,27 +149,6 @@ async fn healthz(State(driver): State<Arc<dyn StorageDriver>>) -> Response {
                 .into_response()
         }
     }
-}
-
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let response = next.run(request).await;
-    let bytes = response
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        bytes,
-        duration_ms = started.elapsed().as_secs_f64() * 1e3,
-        "request"
-    );
-    response
 }
 
 fn spawn_upload_purging(registry: Registry, age: Duration, interval: Duration) {

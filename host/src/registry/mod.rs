@@ -147,7 +147,9 @@ impl Registry {
 }
 
 async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
+    let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
     let mut response = registry
         .handle(parts, body)
         .await
@@ -155,7 +157,24 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     response
         .headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    log_request(&method, &path, &response, started);
     response
+}
+
+/// One line per request, with the repository and the digest it concerned.
+fn log_request(method: &Method, path: &str, response: &Response, started: std::time::Instant) {
+    let route = routes::parse(path).ok().flatten();
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        bytes = header(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok()),
+        duration_ms = started.elapsed().as_secs_f64() * 1e3,
+        repository = route.as_ref().and_then(Route::repository),
+        digest = header("docker-content-digest"),
+        "request"
+    );
 }
 
 /// `GET /v2/`: the API is here (and, without auth, open).
