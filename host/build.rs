@@ -1,13 +1,19 @@
 //! Builds the guest crates of `plugins/` for wasm32-wasip2 and embeds the
-//! bundled drivers in the binary. The components land in
+//! bundled plugins (storage drivers and configuration validators) in the
+//! binary. The components land in
 //! `<target>/wasm-plugins/wasm32-wasip2/release/`, where the tests also find
 //! the fixture plugins built alongside.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The plugins shipped inside `berth`, by crate (= plugin) name.
-const BUNDLED: &[&str] = &["filesystem", "inmemory"];
+/// The plugins shipped inside `berth`: (plugin name, the library name its
+/// crate builds `<lib>.wasm` from).
+const BUNDLED: &[(&str, &str)] = &[
+    ("filesystem", "filesystem"),
+    ("inmemory", "inmemory"),
+    ("registry-rules", "registry_rules"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -27,6 +33,7 @@ fn main() {
         "../plugins/filesystem",
         "../plugins/inmemory",
         "../plugins/fixtures",
+        "../plugins/validators",
     ] {
         println!("cargo:rerun-if-changed={watched}");
     }
@@ -35,8 +42,8 @@ fn main() {
 
     let built = target_dir.join("wasm32-wasip2/release");
     let mut entries = String::new();
-    for name in BUNDLED {
-        let wasm = built.join(format!("{name}.wasm"));
+    for (name, lib) in BUNDLED {
+        let wasm = built.join(format!("{lib}.wasm"));
         let copy = out_dir.join(format!("{name}.wasm"));
         std::fs::copy(&wasm, &copy).unwrap_or_else(|err| panic!("copying {}: {err}", wasm.display()));
         entries.push_str(&format!(

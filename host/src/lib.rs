@@ -6,3 +6,4 @@ pub mod config;
 pub mod plugin;
 pub mod registry;
 pub mod storage;
+pub mod validate;

@@ -1,5 +1,6 @@
 //! The `berth` command line.
 
+mod config;
 mod plugin;
 mod serve;
 mod tls;
@@ -30,6 +31,9 @@ enum Command {
     /// Test, inspect and list storage-driver plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Check a registry configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// Runs the command line; the exit status says whether it worked.
@@ -49,6 +53,10 @@ pub fn main() -> ExitCode {
             Command::Plugin(command) => {
                 init_logging(log.unwrap_or("warn"), false);
                 plugin::run(command).await
+            }
+            Command::Config(command) => {
+                init_logging(log.unwrap_or("warn"), false);
+                config::run(command).await
             }
         }
     });

@@ -18,6 +18,7 @@ use crate::config::{self, Config, ListenAddr, LogFormatter};
 use crate::plugin::{PluginHost, PluginHostOptions};
 use crate::registry::{Registry, RegistryOptions};
 use crate::storage::{open_driver, StorageDriver, StorageError};
+use crate::validate::{self, Severity};
 
 /// Exit status for a configuration that cannot run: distinct from a failure
 /// at run time, so a supervisor can tell "fix the config" from "retry".
@@ -51,6 +52,15 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    let host = PluginHost::new(PluginHostOptions {
+        call_timeout: config.plugins.calltimeout,
+        memory_limit: config.plugins.memorylimitmib << 20,
+        plugin_dir: config.plugins.directory.clone(),
+        ..PluginHostOptions::default()
+    })?;
+    if let Some(code) = check(&host, &config).await? {
+        return Ok(code);
+    }
     let listen = match config.http.listen_addr() {
         Ok(listen) => listen,
         Err(err) => return Ok(config_error(&err.to_string())),
@@ -61,12 +71,6 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         Err(message) => return Ok(config_error(&message)),
     };
 
-    let host = PluginHost::new(PluginHostOptions {
-        call_timeout: config.plugins.calltimeout,
-        memory_limit: config.plugins.memorylimitmib << 20,
-        plugin_dir: config.plugins.directory.clone(),
-        ..PluginHostOptions::default()
-    })?;
     let (driver_name, parameters) = config.storage_driver();
     let driver = match open_driver(&host, driver_name, parameters).await {
         Ok(driver) => driver,
@@ -87,6 +91,25 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         None => serve(listener, app, drain).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the configuration validators: warnings are logged; any error is
+/// printed, one line each, and stops the registry with [`CONFIG_ERROR`]
+/// before the storage plugin starts or a port is bound.
+async fn check(host: &PluginHost, config: &Config) -> anyhow::Result<Option<ExitCode>> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let drivers = host.storage_drivers();
+    let findings = validate::validate_registry_config(host, config, &drivers, &env).await?;
+    for warning in findings.iter().filter(|f| f.severity == Severity::Warning) {
+        tracing::warn!(field = %warning.field_path, reason = %warning.reason, "{}", warning.message);
+    }
+    if !validate::has_errors(&findings) {
+        return Ok(None);
+    }
+    for error in findings.iter().filter(|f| f.severity == Severity::Error) {
+        eprintln!("berth: configuration error: {}", validate::format_text(error));
+    }
+    Ok(Some(ExitCode::from(CONFIG_ERROR)))
 }
 
 fn config_error(message: &str) -> ExitCode {

@@ -3,15 +3,15 @@
 //! is the `storage` module's business; this one only runs them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceAny};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::engine::EPOCH_TICK;
-use super::state::{DeadlineExceeded, GuestStderr, HostState, MemoryLimitExceeded};
+use super::call::{arm, new_store, outcome as outcome_of};
+use super::state::HostState;
 use super::{PluginError, PluginHostOptions};
 
 mod bindings {
@@ -172,30 +172,16 @@ impl DriverPlugin {
     }
 
     async fn instantiate(&self) -> Result<Session, PluginError> {
-        let stderr = GuestStderr::new(self.name.clone());
         let mut wasi = WasiCtxBuilder::new();
         // File operations run on the calling thread instead of a blocking
         // pool: wasmtime-wasi reads at most 64 KiB at a time, and a pool round
         // trip for each piece cost more than the read itself.
-        wasi.stderr(stderr.clone()).allow_blocking_current_thread(true);
+        wasi.allow_blocking_current_thread(true);
         if let Some(dir) = &self.directory {
             wasi.preopened_dir(dir, dir, FsPerms::ReadWrite)
                 .map_err(|err| PluginError::new(&self.name, "init", format!("cannot open {dir}: {err:#}")))?;
         }
-        let state = HostState::new(self.name.clone(), wasi.build(), self.options.memory_limit, stderr);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
-        let seconds = self.options.call_timeout.as_secs_f64();
-        store.set_epoch_deadline(1);
-        // At every tick: past the deadline, trap; otherwise let other tasks
-        // run, so a guest that computes for long never starves the runtime.
-        store.epoch_deadline_callback(move |ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Err(DeadlineExceeded { seconds }.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        let mut store = new_store(&self.engine, self.name.clone(), wasi, &self.options);
         let deadline = arm(&mut store, self.options.call_timeout);
         let guest = tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
         let mut session = Session {
@@ -210,14 +196,6 @@ impl DriverPlugin {
         session.guest = Some(session.settle("instantiate", guest)?);
         Ok(session)
     }
-}
-
-/// Sets the deadline of the call about to start; returns it with a margin of
-/// one tick, for the host-side timeout that backs the epoch check.
-fn arm(store: &mut Store<HostState>, timeout: Duration) -> Instant {
-    let deadline = Instant::now() + timeout;
-    store.data_mut().deadline = deadline;
-    deadline + EPOCH_TICK
 }
 
 /// One plugin instance and its Store.
@@ -366,37 +344,13 @@ impl Session {
         op: &str,
         outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
     ) -> Result<T, PluginError> {
-        let cause = match outcome {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(err)) => self.explain(err),
-            Err(_) => DeadlineExceeded {
-                seconds: self.timeout.as_secs_f64(),
-            }
-            .to_string(),
+        let cause = match outcome_of(&self.store, self.timeout, outcome) {
+            Ok(value) => return Ok(value),
+            Err(cause) => cause,
         };
         tracing::warn!(plugin = %self.plugin, call = op, "plugin call failed: {cause}");
         self.failure = Some(cause.clone());
         Err(PluginError::new(&self.plugin, op, cause))
-    }
-
-    fn explain(&self, err: wasmtime::Error) -> String {
-        if let Some(limit) = err.downcast_ref::<MemoryLimitExceeded>() {
-            return limit.to_string();
-        }
-        if let Some(deadline) = err.downcast_ref::<DeadlineExceeded>() {
-            return deadline.to_string();
-        }
-        let said = self
-            .store
-            .data()
-            .stderr
-            .last_line()
-            .map(|line| format!(" (it printed: {line})"))
-            .unwrap_or_default();
-        match err.downcast_ref::<wasmtime::Trap>() {
-            Some(trap) => format!("trapped: {trap}{said}"),
-            None => format!("failed: {err:#}{said}"),
-        }
     }
 }
 

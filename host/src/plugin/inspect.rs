@@ -18,8 +18,18 @@ pub struct Inspection {
     pub sha256: String,
 }
 
-const DRIVER: &str = "berth:storage/driver@";
+pub(crate) const DRIVER: &str = "berth:storage/driver@";
 const PROVISIONER: &str = "berth:storage/provisioner@";
+const VALIDATOR: &str = super::validator::VALIDATOR_EXPORT;
+
+/// Whether `component` exports an interface whose name starts with `prefix`
+/// (like `berth:validate/validator@`).
+pub(crate) fn exports_interface(engine: &Engine, component: &Component, prefix: &str) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with(prefix))
+}
 
 pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSource) -> Inspection {
     let ty = component.component_type();
@@ -27,14 +37,16 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSou
     let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
     let version = |prefix: &str| exports.iter().find_map(|e| e.strip_prefix(prefix).map(str::to_string));
     let provisions_storage = version(PROVISIONER).is_some();
-    let world = version(DRIVER).map(|v| {
-        let world = if provisions_storage {
-            "provisioning-storage-driver"
-        } else {
-            "storage-driver"
-        };
-        format!("berth:storage/{world}@{v}")
-    });
+    let world = version(DRIVER)
+        .map(|v| {
+            let world = if provisions_storage {
+                "provisioning-storage-driver"
+            } else {
+                "storage-driver"
+            };
+            format!("berth:storage/{world}@{v}")
+        })
+        .or_else(|| version(VALIDATOR).map(|v| format!("berth:validate/config-validator@{v}")));
     Inspection {
         name: source.name.clone(),
         world,

@@ -3,10 +3,12 @@
 //! once and cached on disk, instantiated with only the capabilities granted.
 //! It knows nothing of HTTP or Kubernetes.
 
+mod call;
 mod driver;
 mod engine;
 mod inspect;
 mod state;
+mod validator;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ pub use driver::{
 pub use engine::{default_cache_dir, sha256_hex};
 pub use inspect::Inspection;
 use state::HostState;
+pub use validator::{Finding, Severity};
 
 /// The components built from `plugins/` and embedded at build time.
 mod bundled {
@@ -176,6 +179,41 @@ impl PluginHost {
     pub async fn describe_storage_driver(&self, name: &str) -> Result<DriverInfo, PluginError> {
         let pre = self.instance_pre(name)?;
         DriverPlugin::describe(name.into(), self.engine.clone(), pre, self.options.clone()).await
+    }
+
+    /// The names of the plugins whose component exports `berth:storage/driver`
+    /// (bundled and dropped in), sorted. A component that cannot be loaded
+    /// is left out, with a warning.
+    pub fn storage_drivers(&self) -> Vec<String> {
+        self.exporting(inspect::DRIVER)
+    }
+
+    /// The names of the plugins whose component exports
+    /// `berth:validate/validator` (bundled and dropped in), sorted.
+    pub fn validators(&self) -> Vec<String> {
+        self.exporting(validator::VALIDATOR_EXPORT)
+    }
+
+    /// Runs the validator `name` on `config_json` in a fresh instance that
+    /// has no filesystem, network or environment, under the call deadline
+    /// and memory limit.
+    pub async fn run_validator(&self, name: &str, config_json: &str) -> Result<Vec<Finding>, PluginError> {
+        let pre = self.instance_pre(name)?;
+        validator::run(name.into(), &self.engine, pre, &self.options, config_json).await
+    }
+
+    fn exporting(&self, prefix: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for name in self.sources.keys() {
+            match self.component(name) {
+                Ok(component) if inspect::exports_interface(&self.engine, &component, prefix) => {
+                    names.push(name.clone())
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(plugin = %name, "skipping a plugin that cannot be loaded: {err}"),
+            }
+        }
+        names
     }
 
     /// What the component `name` is: its world, exports, imports, size.

@@ -1,0 +1,203 @@
+//! Running configuration-validation plugins and turning findings into
+//! errors: every validator (bundled, like `registry-rules`, or dropped into
+//! the plugin directory) sees the registry configuration as JSON and answers
+//! with findings; an `error` finding stops `berth serve` before it binds.
+//!
+//! # What a validator receives
+//!
+//! ```json
+//! {
+//!   "config": { "log": {...}, "storage": {"s3": {"region": "...", ...}, "delete": {...}, ...},
+//!               "http": {...}, "health": {...}, "plugins": {...} },
+//!   "context": {
+//!     "storage-drivers": ["filesystem", "inmemory"],
+//!     "environment": { "REGISTRY_STORAGE_S3_ACCESSKEY": "<set>" }
+//!   }
+//! }
+//! ```
+//!
+//! - `config` is the configuration as Berth read it, after the `REGISTRY_*`
+//!   overrides, in distribution's shape (the [`Config`] serialised): storage
+//!   driver parameters are strings, durations Go durations, absent optional
+//!   values `null`.
+//! - `context.storage-drivers`: the storage drivers installed (bundled and
+//!   dropped in), sorted.
+//! - `context.environment`: the names of the `REGISTRY_*` variables that are
+//!   set and not empty, each mapped to `"<set>"`; values are never passed.
+
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError};
+use crate::plugin::PluginHost;
+pub use crate::plugin::{Finding, Severity};
+
+/// What stands in for a variable's value in `context.environment`.
+pub const SET: &str = "<set>";
+
+/// Why the validators could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error("cannot turn the configuration into JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+#[derive(Serialize)]
+struct Input<'a> {
+    config: &'a Config,
+    context: Context<'a>,
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    #[serde(rename = "storage-drivers")]
+    storage_drivers: &'a [String],
+    environment: std::collections::BTreeMap<&'a str, &'static str>,
+}
+
+/// The JSON every validator receives (see the module documentation).
+pub fn validator_input(
+    config: &Config,
+    known_drivers: &[String],
+    environment: &[(String, String)],
+) -> Result<String, ValidateError> {
+    let environment = environment
+        .iter()
+        .filter(|(name, value)| name.starts_with("REGISTRY_") && !value.is_empty())
+        .map(|(name, _)| (name.as_str(), SET))
+        .collect();
+    let input = Input {
+        config,
+        context: Context {
+            storage_drivers: known_drivers,
+            environment,
+        },
+    };
+    Ok(serde_json::to_string(&input)?)
+}
+
+/// Runs every validator the host knows on `config`, with `known_drivers`
+/// (usually [`PluginHost::storage_drivers`]) and the names of the set
+/// `REGISTRY_*` variables of `environment` as context; returns all findings,
+/// sorted by field path (then severity, reason). A validator that fails (a
+/// trap, its deadline, its memory limit) is an error finding at
+/// `plugins.<name>` with reason `ValidatorFailed`: a check that did not run
+/// must not pass silently.
+pub async fn validate_registry_config(
+    host: &PluginHost,
+    config: &Config,
+    known_drivers: &[String],
+    environment: &[(String, String)],
+) -> Result<Vec<Finding>, ValidateError> {
+    let input = validator_input(config, known_drivers, environment)?;
+    let mut findings = Vec::new();
+    for name in host.validators() {
+        match host.run_validator(&name, &input).await {
+            Ok(found) => findings.extend(found),
+            Err(err) => findings.push(Finding {
+                field_path: format!("plugins.{name}"),
+                severity: Severity::Error,
+                reason: "ValidatorFailed".into(),
+                message: format!("the configuration validator could not check the configuration: {err}"),
+            }),
+        }
+    }
+    sort(&mut findings);
+    Ok(findings)
+}
+
+/// Sorts by field path, then severity (errors first), reason and message.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (&a.field_path, a.severity, &a.reason, &a.message).cmp(&(&b.field_path, b.severity, &b.reason, &b.message))
+    });
+}
+
+/// A configuration that cannot be read, as a finding: the key it names (empty
+/// for the file as a whole), reason `InvalidValue`, `InvalidYaml` or
+/// `Unreadable`.
+pub fn config_error_finding(err: &ConfigError) -> Finding {
+    let (field_path, reason, message) = match err {
+        ConfigError::Invalid { key, message } => (key.clone(), "InvalidValue", message.clone()),
+        ConfigError::Syntax { .. } => (String::new(), "InvalidYaml", err.to_string()),
+        ConfigError::Read { .. } => (String::new(), "Unreadable", err.to_string()),
+    };
+    Finding {
+        field_path,
+        severity: Severity::Error,
+        reason: reason.into(),
+        message,
+    }
+}
+
+/// Whether any finding is an error.
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+/// One line: `error  storage.s3.region  MissingRegion: set ...`.
+pub fn format_text(finding: &Finding) -> String {
+    let path = if finding.field_path.is_empty() {
+        "(file)"
+    } else {
+        &finding.field_path
+    };
+    format!(
+        "{}  {path}  {}: {}",
+        finding.severity.as_str(),
+        finding.reason,
+        finding.message
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_carries_config_drivers_and_only_the_names_of_set_variables() {
+        let config = crate::config::parse("version: 0.1\nstorage: inmemory\n", Vec::new())
+            .unwrap()
+            .config;
+        let env = vec![
+            ("REGISTRY_STORAGE_S3_ACCESSKEY".to_string(), "AKIA-secret".to_string()),
+            ("REGISTRY_EMPTY".to_string(), String::new()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let json = validator_input(&config, &["inmemory".into()], &env).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["context"]["storage-drivers"], serde_json::json!(["inmemory"]));
+        assert_eq!(
+            value["context"]["environment"],
+            serde_json::json!({"REGISTRY_STORAGE_S3_ACCESSKEY": "<set>"})
+        );
+        assert!(value["config"]["storage"]["inmemory"].is_object());
+        assert!(!json.contains("AKIA-secret"));
+    }
+
+    #[test]
+    fn findings_sort_by_path_then_errors_first() {
+        let f = |path: &str, severity| Finding {
+            field_path: path.into(),
+            severity,
+            reason: "R".into(),
+            message: String::new(),
+        };
+        let mut findings = vec![
+            f("storage.s3", Severity::Warning),
+            f("http.addr", Severity::Error),
+            f("storage.s3", Severity::Error),
+        ];
+        sort(&mut findings);
+        let order: Vec<_> = findings.iter().map(|f| (f.field_path.as_str(), f.severity)).collect();
+        assert_eq!(
+            order,
+            [
+                ("http.addr", Severity::Error),
+                ("storage.s3", Severity::Error),
+                ("storage.s3", Severity::Warning)
+            ]
+        );
+        assert!(has_errors(&findings));
+        assert_eq!(format_text(&findings[0]), "error  http.addr  R: ");
+    }
+}

@@ -1,0 +1,318 @@
+//! `registry-rules`: the bundled checks of a registry configuration, run by
+//! `berth serve` before it starts the storage driver and by
+//! `berth config validate`.
+//!
+//! The input is the host's JSON (see `host/src/validate/mod.rs`):
+//! `{"config": {...}, "context": {"storage-drivers": [...], "environment": {...}}}`,
+//! where `config` is distribution's `config.yml` as Berth read it (storage
+//! driver parameters are strings) and `environment` maps the names of the
+//! `REGISTRY_*` variables that are set to `"<set>"`.
+
+wit_bindgen::generate!({
+    path: "../../../wit/validate",
+    world: "berth:validate/config-validator@0.1.0",
+});
+
+use exports::berth::validate::validator::{Finding, Guest, Severity};
+use serde_json::Value;
+
+struct RegistryRules;
+
+export!(RegistryRules);
+
+/// The keys of `storage` that are not a driver.
+const STORAGE_SECTIONS: &[&str] = &["delete", "redirect", "maintenance", "cache"];
+
+const MIN_CHUNK: u64 = 5 << 20;
+const MAX_CHUNK: u64 = 5 << 30;
+
+impl Guest for RegistryRules {
+    fn validate(config_json: String) -> Vec<Finding> {
+        let mut out = Findings::default();
+        let input: Value = match serde_json::from_str(&config_json) {
+            Ok(value) => value,
+            Err(err) => {
+                out.error(
+                    "",
+                    "InvalidInput",
+                    format!("the host sent JSON this validator cannot read: {err}"),
+                );
+                return out.0;
+            }
+        };
+        let config = &input["config"];
+        let context = &input["context"];
+        storage(config, context, &mut out);
+        log(config, &mut out);
+        http(config, &mut out);
+        out.0
+    }
+}
+
+#[derive(Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn push(&mut self, severity: Severity, path: &str, reason: &str, message: String) {
+        self.0.push(Finding {
+            field_path: path.to_string(),
+            severity,
+            reason: reason.to_string(),
+            message,
+        });
+    }
+    fn error(&mut self, path: &str, reason: &str, message: String) {
+        self.push(Severity::Error, path, reason, message);
+    }
+}
+
+/// A parameter as text; numbers and booleans (from another producer of the
+/// JSON) as they would be written. Empty means unset.
+fn param(params: &Value, key: &str) -> Option<String> {
+    match params.get(key)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn env_set(context: &Value, name: &str) -> bool {
+    context["environment"].get(name).is_some_and(|v| !v.is_null())
+}
+
+fn storage(config: &Value, context: &Value, out: &mut Findings) {
+    let Some(storage) = config["storage"].as_object() else {
+        out.error(
+            "storage",
+            "MissingStorage",
+            "`storage` must name one driver, e.g. `storage: {filesystem: {rootdirectory: /var/lib/registry}}`".into(),
+        );
+        return;
+    };
+    let known: Vec<&str> = context["storage-drivers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for (name, params) in storage.iter().filter(|(k, _)| !STORAGE_SECTIONS.contains(&k.as_str())) {
+        if !known.contains(&name.as_str()) {
+            out.error(
+                &format!("storage.{name}"),
+                "UnknownStorageDriver",
+                format!(
+                    "no storage driver `{name}` is installed (known: {}); choose one of them, or drop `{name}.wasm` into the plugin directory (`plugins.directory`)",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            );
+        }
+        match name.as_str() {
+            "s3" => s3(params, context, out),
+            "filesystem" => filesystem(params, out),
+            _ => {}
+        }
+    }
+}
+
+fn filesystem(params: &Value, out: &mut Findings) {
+    match param(params, "rootdirectory") {
+        None => out.error(
+            "storage.filesystem.rootdirectory",
+            "MissingRootDirectory",
+            "set `rootdirectory` to the absolute directory the registry stores into, e.g. /var/lib/registry".into(),
+        ),
+        Some(dir) if !dir.starts_with('/') => out.error(
+            "storage.filesystem.rootdirectory",
+            "RelativeRootDirectory",
+            format!("`rootdirectory` must be an absolute path, not `{dir}`; write it from `/`, e.g. /var/lib/registry"),
+        ),
+        Some(_) => {}
+    }
+}
+
+fn s3(params: &Value, context: &Value, out: &mut Findings) {
+    let region = param(params, "region");
+    let endpoint = param(params, "regionendpoint");
+    if region.is_none() && endpoint.is_none() {
+        out.error(
+            "storage.s3.region",
+            "MissingRegion",
+            "no region: set `region` (e.g. us-east-1) or `regionendpoint` (the URL of an S3-compatible service, e.g. https://minio.example.com:9000)".into(),
+        );
+    }
+    if let Some(endpoint) = &endpoint {
+        let scheme_ok = endpoint.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !rest.is_empty()
+        });
+        if !scheme_ok {
+            out.error(
+                "storage.s3.regionendpoint",
+                "InvalidRegionEndpoint",
+                format!("`regionendpoint` must be a URL with a scheme, e.g. https://{endpoint}, not `{endpoint}`"),
+            );
+        }
+    }
+
+    match param(params, "bucket") {
+        None => out.error(
+            "storage.s3.bucket",
+            "MissingBucket",
+            "set `bucket` to the name of the S3 bucket the registry stores into".into(),
+        ),
+        Some(bucket) => {
+            if let Some(why) = bucket_problem(&bucket) {
+                out.error(
+                    "storage.s3.bucket",
+                    "InvalidBucketName",
+                    format!("bucket name `{bucket}` {why}; use 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"),
+                );
+            }
+        }
+    }
+
+    if let Some(chunk) = param(params, "chunksize") {
+        match chunk.parse::<u64>() {
+            Err(_) => out.error(
+                "storage.s3.chunksize",
+                "InvalidChunkSize",
+                format!("`chunksize` must be a number of bytes, not `{chunk}`; e.g. 10485760 (10 MiB)"),
+            ),
+            Ok(n) if !(MIN_CHUNK..=MAX_CHUNK).contains(&n) => out.error(
+                "storage.s3.chunksize",
+                "ChunkSizeOutOfRange",
+                format!("`chunksize` {n} is outside what S3 multipart uploads take; set it between 5242880 (5 MiB) and 5368709120 (5 GiB)"),
+            ),
+            Ok(_) => {}
+        }
+    }
+
+    let encrypt = param(params, "encrypt")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1"));
+    if param(params, "keyid").is_some() && !encrypt {
+        out.error(
+            "storage.s3.keyid",
+            "KeyIdWithoutEncryption",
+            "`keyid` (a KMS key) only applies with `encrypt: true`; set `encrypt: true` or remove `keyid`".into(),
+        );
+    }
+
+    let access = param(params, "accesskey").is_some() || env_set(context, "REGISTRY_STORAGE_S3_ACCESSKEY");
+    let secret = param(params, "secretkey").is_some() || env_set(context, "REGISTRY_STORAGE_S3_SECRETKEY");
+    match (access, secret) {
+        (true, false) => out.error(
+            "storage.s3.secretkey",
+            "IncompleteCredentials",
+            "`accesskey` is set but `secretkey` is not; set both (or REGISTRY_STORAGE_S3_SECRETKEY) or neither".into(),
+        ),
+        (false, true) => out.error(
+            "storage.s3.accesskey",
+            "IncompleteCredentials",
+            "`secretkey` is set but `accesskey` is not; set both (or REGISTRY_STORAGE_S3_ACCESSKEY) or neither".into(),
+        ),
+        (false, false) => out.error(
+            "storage.s3.accesskey",
+            "MissingCredentials",
+            "no S3 credentials: set `accesskey` and `secretkey`, or the environment variables REGISTRY_STORAGE_S3_ACCESSKEY and REGISTRY_STORAGE_S3_SECRETKEY".into(),
+        ),
+        (true, true) => {}
+    }
+}
+
+/// Why `name` is not an S3 bucket name, if it is not.
+fn bucket_problem(name: &str) -> Option<&'static str> {
+    let bytes = name.as_bytes();
+    if bytes.len() < 3 {
+        return Some("is shorter than 3 characters");
+    }
+    if bytes.len() > 63 {
+        return Some("is longer than 63 characters");
+    }
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+    {
+        return Some("has a character other than a lowercase letter, digit, dot or hyphen");
+    }
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !alnum(&bytes[0]) || !alnum(&bytes[bytes.len() - 1]) {
+        return Some("does not start and end with a letter or digit");
+    }
+    None
+}
+
+fn log(config: &Value, out: &mut Findings) {
+    if let Some(level) = config["log"].get("level").and_then(Value::as_str) {
+        if !matches!(level.to_ascii_lowercase().as_str(), "error" | "warn" | "info" | "debug") {
+            out.error(
+                "log.level",
+                "InvalidLogLevel",
+                format!("unknown log level `{level}`; set `log.level` to error, warn, info or debug"),
+            );
+        }
+    }
+}
+
+fn http(config: &Value, out: &mut Findings) {
+    let http = &config["http"];
+    let tls = &http["tls"];
+    let has = |key: &str| tls.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    match (has("certificate"), has("key")) {
+        (true, false) => out.error(
+            "http.tls.key",
+            "IncompleteTls",
+            "`http.tls.certificate` is set but `http.tls.key` is not; set both (the PEM certificate chain and its private key) or neither".into(),
+        ),
+        (false, true) => out.error(
+            "http.tls.certificate",
+            "IncompleteTls",
+            "`http.tls.key` is set but `http.tls.certificate` is not; set both (the PEM certificate chain and its private key) or neither".into(),
+        ),
+        _ => {}
+    }
+    let tcp = http.get("net").and_then(Value::as_str).is_none_or(|n| n == "tcp");
+    if let (true, Some(addr)) = (tcp, http.get("addr").and_then(Value::as_str)) {
+        if let Some(why) = addr_problem(addr) {
+            out.error(
+                "http.addr",
+                "InvalidListenAddress",
+                format!("`http.addr` `{addr}` {why}; write host:port, :port or [v6]:port, e.g. :5000"),
+            );
+        }
+    }
+}
+
+/// Why `addr` is not Go's `host:port`, if it is not.
+fn addr_problem(addr: &str) -> Option<&'static str> {
+    let port = if let Some(rest) = addr.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        if host
+            .split('%')
+            .next()
+            .unwrap_or("")
+            .parse::<std::net::Ipv6Addr>()
+            .is_err()
+        {
+            return Some("has no IPv6 address between the brackets");
+        }
+        match after.strip_prefix(':') {
+            Some(port) => port,
+            None => return Some("has no `:port` after `]`"),
+        }
+    } else {
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            return Some("has no port");
+        };
+        if host.contains(':') {
+            return Some("has too many colons (an IPv6 address goes in brackets)");
+        }
+        if host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Some("has a host that is not a name or address");
+        }
+        port
+    };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+        return Some("has a port that is not a number from 0 to 65535");
+    }
+    None
+}
