@@ -21,6 +21,11 @@ use super::Registry;
 /// The largest manifest accepted (distribution's limit too).
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
+/// A body too large by at most this much is read to its end before the 413,
+/// so that a client still sending sees the answer rather than a reset
+/// connection; a larger one is refused at once.
+const DRAIN_LIMIT: usize = 4 * MAX_MANIFEST_BYTES;
+
 pub async fn get(registry: &Registry, name: &str, reference: &Reference, head: bool) -> Result<Response> {
     let digest = resolve(registry, name, reference).await?;
     let bytes = match registry.driver().get_content(&layout::blob_data(&digest)).await {
@@ -61,10 +66,12 @@ pub async fn put(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > MAX_MANIFEST_BYTES as u64) {
+    if declared_length.is_some_and(|length| length > DRAIN_LIMIT as u64) {
         return Err(too_large());
     }
-    let bytes = body_up_to(body, MAX_MANIFEST_BYTES).await?.ok_or_else(too_large)?;
+    let Some(bytes) = body_up_to(body, MAX_MANIFEST_BYTES, DRAIN_LIMIT).await? else {
+        return Err(too_large());
+    };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let manifest = document::parse(&bytes, content_type)?;
 

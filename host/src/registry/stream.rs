@@ -40,21 +40,26 @@ pub async fn body_to_writer(body: Body, writer: &mut dyn FileWriter) -> Result<u
     Ok(written)
 }
 
-/// All of `body` if it is at most `limit` bytes, else `None` (read no
-/// further than just past the limit).
-pub async fn body_up_to(body: Body, limit: usize) -> Result<Option<Vec<u8>>> {
+/// All of `body` if it is at most `limit` bytes, else `None`. A longer body
+/// is read (and dropped) to its end as long as it stays within
+/// `drain_limit`, so the client gets to read the refusal.
+pub async fn body_up_to(body: Body, limit: usize, drain_limit: usize) -> Result<Option<Vec<u8>>> {
     let mut stream = body.into_data_stream();
     let mut content = Vec::new();
+    let mut seen = 0;
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|err| {
             RegistryError::new(ErrorCode::ManifestInvalid, format!("reading the request body: {err}"))
         })?;
-        if content.len() + frame.len() > limit {
+        seen += frame.len();
+        if seen > drain_limit {
             return Ok(None);
         }
-        content.extend_from_slice(&frame);
+        if seen <= limit {
+            content.extend_from_slice(&frame);
+        }
     }
-    Ok(Some(content))
+    Ok((seen <= limit).then_some(content))
 }
 
 /// A response body streaming `length` bytes from `reader`. A storage failure
