@@ -18,14 +18,18 @@ const WRITE_PIECE: usize = 4 << 20;
 const READ_PIECE: u32 = 1 << 20;
 
 /// Writes all of `body` to `writer`; returns the bytes written.
-pub async fn body_to_writer(body: Body, writer: &mut dyn FileWriter) -> Result<u64> {
+pub async fn body_to_writer(body: Body, writer: &mut dyn FileWriter, mut hasher: Option<&mut Hasher>) -> Result<u64> {
     let mut stream = body.into_data_stream();
-    let mut pending: Vec<u8> = Vec::new();
+    // Allocated once at its working size instead of grown by doubling.
+    let mut pending: Vec<u8> = Vec::with_capacity(WRITE_PIECE + (64 << 10));
     let mut written = 0u64;
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|err| {
             RegistryError::new(ErrorCode::BlobUploadInvalid, format!("reading the request body: {err}"))
         })?;
+        if let Some(hasher) = hasher.as_deref_mut() {
+            hasher.update(&frame);
+        }
         pending.extend_from_slice(&frame);
         if pending.len() >= WRITE_PIECE {
             writer.write(&pending).await?;

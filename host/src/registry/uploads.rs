@@ -5,7 +5,8 @@
 //! `_uploads/<id>/data` holds what was received, continued by a writer in
 //! append mode and closed after each chunk; its size is the offset. So any
 //! process sharing the storage takes the next chunk, and an upload survives a
-//! restart. No hash state is kept: the closing `PUT` reads the data back to
+//! restart. No hash state is kept between requests: unless one request carried
+//! all the data (hashed on its way in), the closing `PUT` reads it back to
 //! verify the digest, then moves it into place, so a blob becomes visible
 //! whole and verified or not at all.
 
@@ -16,14 +17,14 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::storage::layout::{self, Digest};
+use crate::storage::layout::{self, Algorithm, Digest};
 use crate::storage::{FileWriter, StorageError};
 
 use super::blobs::{docker_content_digest, exists_globally};
 use super::catalog::repository_names;
 use super::error::{ErrorCode, RegistryError, Result};
 use super::routes::check_name;
-use super::stream::{body_to_writer, digest_of_stored};
+use super::stream::{body_to_writer, digest_of_stored, Hasher};
 use super::{Query, Registry};
 
 /// `POST`: mounts a blob from elsewhere, takes a whole blob at once
@@ -59,13 +60,14 @@ pub async fn start(registry: &Registry, name: &str, query: &Query, body: Body) -
                 }
             };
             let mut writer = driver.writer(&data, false).await?;
-            let written = body_to_writer(body, writer.as_mut()).await;
+            let mut hasher = Hasher::new(digest.algorithm());
+            let written = body_to_writer(body, writer.as_mut(), Some(&mut hasher)).await;
             // A monolithic upload has no later chunk: on failure it is gone.
             if let Err(err) = finish_writer(writer, written.map(|_| ())).await {
                 discard(registry, name, &id).await;
                 return Err(err);
             }
-            complete(registry, name, &id, &digest).await
+            complete(registry, name, &id, &digest, Some(hasher.finish())).await
         }
         None => {
             // The data file exists from the start, so every chunk appends.
@@ -79,8 +81,8 @@ pub async fn start(registry: &Registry, name: &str, query: &Query, body: Body) -
 pub async fn patch(registry: &Registry, name: &str, id: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
     ensure_exists(registry, name, id).await?;
     let mut writer = registry.driver().writer(&layout::upload_data(name, id), true).await?;
-    let size = match append_chunk(name, id, headers, body, writer.as_mut()).await {
-        Ok(()) => writer.size().await.map_err(RegistryError::from),
+    let size = match append_chunk(name, id, headers, body, writer.as_mut(), None).await {
+        Ok(_) => writer.size().await.map_err(RegistryError::from),
         Err(err) => Err(err),
     };
     let size = finish_writer_closing(writer, size).await?;
@@ -102,11 +104,12 @@ pub async fn put(
     let digest = Digest::parse(digest)?;
     ensure_exists(registry, name, id).await?;
     let mut writer = registry.driver().writer(&layout::upload_data(name, id), true).await?;
-    let appended = append_chunk(name, id, headers, body, writer.as_mut()).await;
+    let appended = append_chunk(name, id, headers, body, writer.as_mut(), Some(digest.algorithm())).await;
     // Committed, not closed: the content must be durable and visible before
-    // it is read back and moved.
-    finish_writer(writer, appended).await?;
-    complete(registry, name, id, &digest).await
+    // it is moved (and read back, unless this request carried all of it).
+    let streamed = appended.as_ref().ok().cloned().flatten();
+    finish_writer(writer, appended.map(|_| ())).await?;
+    complete(registry, name, id, &digest, streamed).await
 }
 
 /// `GET`: where the upload stands.
@@ -162,14 +165,16 @@ pub async fn purge(registry: &Registry, older_than: Duration) -> Result<usize, S
 }
 
 /// Writes the request body after checking `Content-Range`, when the client
-/// sent one, against the offset.
+/// sent one, against the offset. With `algorithm`, and the upload empty so
+/// far, the body is hashed on its way: its digest is the whole upload's.
 async fn append_chunk(
     name: &str,
     id: &str,
     headers: &HeaderMap,
     body: Body,
     writer: &mut dyn FileWriter,
-) -> Result<()> {
+    algorithm: Option<Algorithm>,
+) -> Result<Option<Digest>> {
     let offset = writer.size().await?;
     if let Some(range) = headers.get(header::CONTENT_RANGE) {
         let (start, end) =
@@ -196,7 +201,9 @@ async fn append_chunk(
             ));
         }
     }
-    body_to_writer(body, writer).await.map(|_| ())
+    let mut hasher = algorithm.filter(|_| offset == 0).map(Hasher::new);
+    body_to_writer(body, writer, hasher.as_mut()).await?;
+    Ok(hasher.map(Hasher::finish))
 }
 
 /// Commits `writer` if `outcome` is good, else keeps what it holds for a
@@ -222,10 +229,21 @@ async fn finish_writer_closing<T>(writer: Box<dyn FileWriter>, outcome: Result<T
 }
 
 /// Verifies the upload's data against `digest` and makes it the blob.
-async fn complete(registry: &Registry, name: &str, id: &str, digest: &Digest) -> Result<Response> {
+/// `streamed` is the digest of the data as this request wrote all of it;
+/// otherwise (chunks from earlier requests) the stored data is read back.
+async fn complete(
+    registry: &Registry,
+    name: &str,
+    id: &str,
+    digest: &Digest,
+    streamed: Option<Digest>,
+) -> Result<Response> {
     let driver = registry.driver();
     let data = layout::upload_data(name, id);
-    let actual = digest_of_stored(driver, &data, digest.algorithm()).await?;
+    let actual = match streamed {
+        Some(actual) => actual,
+        None => digest_of_stored(driver, &data, digest.algorithm()).await?,
+    };
     if actual != *digest {
         // As distribution does: a failed upload is gone, the client starts over.
         discard(registry, name, id).await;
