@@ -6,20 +6,15 @@
 //! The tools are Debian packages that `.ci/run` installs; a missing one fails
 //! the test with the package to install, it never skips.
 
+mod common;
+
+use common::{bounded, http, noise, run, sha256, Berth};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use berth::plugin::{PluginHost, PluginHostOptions};
-use berth::registry::{Registry, RegistryOptions};
-use berth::storage::open_driver;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 use tokio::process::{Child, Command};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -28,27 +23,6 @@ const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// The longest one client command may take; the child is killed after it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Every test is bounded in time.
-async fn bounded<F: Future<Output = ()>>(test: F) {
-    tokio::time::timeout(Duration::from_secs(300), test)
-        .await
-        .expect("the test took longer than 5 minutes");
-}
-
-fn sha256(content: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(content)))
-}
-
-/// An HTTP client for loopback: no proxy, no redirects, a timeout.
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .no_proxy()
-        .build()
-        .expect("client")
-}
 
 // ---------------------------------------------------------------------------
 // The tools
@@ -86,22 +60,6 @@ fn command(program: &Path) -> Command {
     command
 }
 
-/// Runs `command` to its end within [`COMMAND_TIMEOUT`].
-async fn run(mut command: Command) -> Output {
-    let shown = format!("{:?}", command.as_std());
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot start {shown}: {err}"));
-    match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
-        Ok(Ok(output)) => output,
-        Ok(Err(err)) => panic!("{shown}: {err}"),
-        // Dropping the future dropped the child, which kills it.
-        Err(_) => panic!("{shown} took longer than {COMMAND_TIMEOUT:?}; killed"),
-    }
-}
-
 /// skopeo with a policy accepting anything, and no credentials ever.
 struct Skopeo {
     program: PathBuf,
@@ -125,7 +83,7 @@ impl Skopeo {
     async fn output(&self, args: &[&str]) -> Output {
         let mut command = command(&self.program);
         command.arg("--policy").arg(&self.policy).args(args);
-        run(command).await
+        run(command, COMMAND_TIMEOUT).await
     }
 
     /// Runs `skopeo args...`, which must succeed; its standard output.
@@ -186,73 +144,6 @@ impl Skopeo {
 
 // ---------------------------------------------------------------------------
 // Berth and docker-registry
-
-/// Berth's router on loopback over the filesystem driver at a root; every
-/// request is logged as `METHOD URI -> STATUS`.
-struct Berth {
-    /// `127.0.0.1:port`
-    address: String,
-    requests: Arc<Mutex<Vec<String>>>,
-    server: tokio::task::JoinHandle<()>,
-    _host: PluginHost,
-}
-
-impl Drop for Berth {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Berth {
-    async fn serve(root: &Path, delete_enabled: bool) -> Berth {
-        let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
-        let params = vec![("rootdirectory".to_string(), root.display().to_string())];
-        let driver = open_driver(&host, "filesystem", params)
-            .await
-            .expect("filesystem driver");
-        let registry = Registry::new(
-            driver,
-            RegistryOptions {
-                delete_enabled,
-                ..RegistryOptions::default()
-            },
-        );
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        let router = registry
-            .router()
-            .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
-                let log = log.clone();
-                async move {
-                    let line = format!("{} {}", request.method(), request.uri());
-                    let response = next.run(request).await;
-                    log.lock()
-                        .unwrap()
-                        .push(format!("{line} -> {}", response.status().as_u16()));
-                    response
-                }
-            }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address").to_string();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Berth {
-            address,
-            requests,
-            server,
-            _host: host,
-        }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn clear_requests(&self) {
-        self.requests.lock().unwrap().clear();
-    }
-}
 
 /// Debian's `docker-registry` (CNCF distribution 2.8) with filesystem
 /// storage at a root, on a free loopback port; killed when dropped.
@@ -343,20 +234,6 @@ struct Image {
     config_digest: String,
     layer_digests: Vec<String>,
     blobs: BTreeMap<String, Vec<u8>>,
-}
-
-/// Pseudo-random bytes (xorshift), different for every seed.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
 }
 
 /// A tar of one regular file.

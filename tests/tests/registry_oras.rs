@@ -6,15 +6,14 @@
 //! `.ci/run` installs the package; without it the test fails with the command
 //! to install it, it never skips.
 
+mod common;
+
+use common::{http, noise, run, sha256, Berth};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use berth::plugin::{PluginHost, PluginHostOptions};
-use berth::registry::{Registry, RegistryOptions};
-use berth::storage::open_driver;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 use tokio::process::Command;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -92,20 +91,6 @@ with open(os.path.join(work, "result.json"), "w") as out:
     json.dump(result, out)
 "#;
 
-fn sha256(content: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(content)))
-}
-
-/// An HTTP client for loopback: no proxy, no redirects, a timeout.
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .no_proxy()
-        .build()
-        .expect("client")
-}
-
 async fn get(url: &str, accept: &str) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let response = http()
         .get(url)
@@ -122,42 +107,6 @@ async fn get_json(url: &str, accept: &str) -> (reqwest::StatusCode, Value) {
     let (status, _, body) = get(url, accept).await;
     let text = String::from_utf8_lossy(&body).into_owned();
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-/// Berth's router on loopback over the filesystem driver at `root`, as in
-/// `registry_clients.rs`; aborted when dropped.
-struct Berth {
-    /// `127.0.0.1:port`
-    address: String,
-    server: tokio::task::JoinHandle<()>,
-    _host: PluginHost,
-}
-
-impl Drop for Berth {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Berth {
-    async fn serve(root: &Path) -> Berth {
-        let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
-        let params = vec![("rootdirectory".to_string(), root.display().to_string())];
-        let driver = open_driver(&host, "filesystem", params)
-            .await
-            .expect("filesystem driver");
-        let router = Registry::new(driver, RegistryOptions::default()).router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address").to_string();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Berth {
-            address,
-            server,
-            _host: host,
-        }
-    }
 }
 
 /// `python3` on `PATH`, or a failure saying how to get it.
@@ -192,40 +141,12 @@ fn python(home: &Path) -> Command {
     command
 }
 
-/// Runs `command` to its end within [`COMMAND_TIMEOUT`].
-async fn run(mut command: Command) -> Output {
-    let shown = format!("{:?}", command.as_std());
-    let child = command
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot start {shown}: {err}"));
-    match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
-        Ok(Ok(output)) => output,
-        Ok(Err(err)) => panic!("{shown}: {err}"),
-        // Dropping the future dropped the child, which kills it.
-        Err(_) => panic!("{shown} took longer than {COMMAND_TIMEOUT:?}; killed"),
-    }
-}
-
 fn output_text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// Pseudo-random bytes (xorshift), different for every seed.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +162,7 @@ async fn oras_push_pull_attach() {
         // oras-py must be there: never skip.
         let mut check = python(&home);
         check.arg("-c").arg("import oras.client");
-        let checked = run(check).await;
+        let checked = run(check, COMMAND_TIMEOUT).await;
         assert!(
             checked.status.success(),
             "oras-py is not installed: `python3 -m pip install oras` (PyPI package `oras`; .ci/run installs it):\n{}",
@@ -264,7 +185,7 @@ async fn oras_push_pull_attach() {
         std::fs::write(source.join("signature.txt"), format!("signed {seed}\n")).unwrap();
 
         let root = tempfile::tempdir().unwrap();
-        let berth = Berth::serve(root.path()).await;
+        let berth = Berth::serve(root.path(), false).await;
         let base = format!("http://{}/v2/repo/artifact", berth.address);
 
         // Push, pull and attach with ORAS.
@@ -275,7 +196,7 @@ async fn oras_push_pull_attach() {
             .arg(&berth.address)
             .arg(&work)
             .env("BERTH_TEST_SEED", seed.to_string());
-        let output = run(oras).await;
+        let output = run(oras, COMMAND_TIMEOUT).await;
         assert!(
             output.status.success(),
             "the oras-py script failed ({}):\n{}",
