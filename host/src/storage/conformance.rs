@@ -190,6 +190,21 @@ impl Ctx {
         format!("{}/{rel}", self.dir)
     }
 
+    /// A new writer on `path` (not appending) that has been given `content`
+    /// and is still open.
+    async fn writer_holding(&self, path: &str, content: &[u8]) -> Result<Box<dyn super::FileWriter>, String> {
+        let mut writer = self
+            .driver
+            .writer(path, false)
+            .await
+            .or_fail(&format!("writer({path}, append=false)"))?;
+        writer
+            .write(content)
+            .await
+            .or_fail(&format!("write({} bytes) to {path}", content.len()))?;
+        Ok(writer)
+    }
+
     async fn put(&self, path: &str, content: &[u8]) -> CaseResult {
         let call = format!("put_content({path}, {} bytes)", content.len());
         self.driver.put_content(path, content).await.or_fail(&call)
@@ -896,15 +911,7 @@ async fn zero_byte_content_then_append(cx: Ctx) -> CaseResult {
 async fn close_then_append(cx: Ctx) -> CaseResult {
     let path = cx.path("resumed");
     let (first, second) = (pattern(1, 3 * MIB + 5), pattern(2, 2 * MIB + 3));
-    let mut writer = cx
-        .driver
-        .writer(&path, false)
-        .await
-        .or_fail(&format!("writer({path}, append=false)"))?;
-    writer
-        .write(&first)
-        .await
-        .or_fail(&format!("write({} bytes) to {path}", first.len()))?;
+    let writer = cx.writer_holding(&path, &first).await?;
     writer
         .close()
         .await
@@ -917,15 +924,7 @@ async fn close_then_append(cx: Ctx) -> CaseResult {
 async fn writer_cancel(cx: Ctx) -> CaseResult {
     let path = cx.path("cancelled");
     let content = pattern(1, 64 * 1024);
-    let mut writer = cx
-        .driver
-        .writer(&path, false)
-        .await
-        .or_fail(&format!("writer({path}, append=false)"))?;
-    writer
-        .write(&content)
-        .await
-        .or_fail(&format!("write({} bytes) to {path}", content.len()))?;
+    let writer = cx.writer_holding(&path, &content).await?;
     writer
         .cancel()
         .await
