@@ -105,6 +105,7 @@ impl DriverPlugin {
             info: DriverInfo {
                 instance_model: InstanceModel::PerCall,
                 directory_parameter: None,
+                network: None,
             },
             directory: None,
             resident: None,

@@ -193,6 +193,7 @@ impl Guest for Filesystem {
         DriverInfo {
             instance_model: InstanceModel::PerCall,
             directory_parameter: Some("rootdirectory".into()),
+            network: None,
         }
     }
 

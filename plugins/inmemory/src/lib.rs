@@ -94,6 +94,7 @@ impl Guest for InMemory {
         DriverInfo {
             instance_model: InstanceModel::Resident,
             directory_parameter: None,
+            network: None,
         }
     }
 
