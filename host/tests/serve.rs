@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 /// A running `berth serve`, killed when dropped.
 struct Server {
     child: Child,
@@ -250,38 +252,6 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
 
-/// A self-signed certificate for 127.0.0.1, made by openssl: (cert, key).
-fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl (Debian package openssl)");
-    assert!(status.success(), "openssl could not make a certificate");
-    (cert, key)
-}
-
 /// `curl --cacert` over HTTPS: (HTTP status, body), or None if no TLS answer.
 fn curl_https(addr: &str, path: &str, ca: &Path) -> Option<(u16, String)> {
     let output = Command::new("curl")
@@ -298,7 +268,7 @@ fn curl_https(addr: &str, path: &str, ca: &Path) -> Option<(u16, String)> {
 #[test]
 fn serves_over_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = self_signed(dir.path());
+    let (cert, key) = common::self_signed(dir.path());
     let tls = format!(
         "http:\n  tls:\n    certificate: {}\n    key: {}\n",
         cert.display(),

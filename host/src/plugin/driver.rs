@@ -11,6 +11,7 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::call::{arm, new_store, outcome as outcome_of};
+use super::http::Network;
 use super::state::HostState;
 use super::{PluginError, PluginHostOptions};
 
@@ -23,7 +24,9 @@ mod bindings {
 }
 
 use bindings::berth::storage::host::Level;
-pub use bindings::berth::storage::types::{DriverInfo, Error as WitError, FileInfo as WitFileInfo, InstanceModel};
+pub use bindings::berth::storage::types::{
+    DriverInfo, Error as WitError, FileInfo as WitFileInfo, InstanceModel, NetworkAccess,
+};
 
 /// The result of one guest call: the plugin failed (outer), or the operation
 /// answered (inner, with the contract's own error).
@@ -59,6 +62,8 @@ pub struct DriverPlugin {
     info: DriverInfo,
     /// The host directory pre-opened for the plugin, if it asked for one.
     directory: Option<String>,
+    /// The endpoint and connection pool of a network plugin.
+    network: Option<Arc<Network>>,
     /// The one instance of a `resident` plugin.
     resident: Option<Mutex<SessionRef>>,
 }
@@ -80,6 +85,7 @@ impl DriverPlugin {
         let mut plugin = Self::start_unconfigured(name, engine, pre, options, parameters)?;
         plugin.info = plugin.instantiate().await?.describe().await?;
         plugin.directory = plugin.granted_directory()?;
+        plugin.network = plugin.granted_network()?;
         let session = plugin.new_session().await?;
         if plugin.info.instance_model == InstanceModel::Resident {
             plugin.resident = Some(Mutex::new(Arc::new(Mutex::new(session))));
@@ -108,6 +114,7 @@ impl DriverPlugin {
                 network: None,
             },
             directory: None,
+            network: None,
             resident: None,
         })
     }
@@ -166,6 +173,18 @@ impl DriverPlugin {
         Ok(Some(dir.clone()))
     }
 
+    /// The endpoint the plugin asked for through `network`, with the pool
+    /// its instances share.
+    fn granted_network(&self) -> Result<Option<Arc<Network>>, PluginError> {
+        let Some(access) = &self.info.network else {
+            return Ok(None);
+        };
+        let network =
+            Network::new(access, &self.parameters).map_err(|cause| PluginError::new(&self.name, "init", cause))?;
+        tracing::info!(plugin = %self.name, endpoint = %network.origin(), "network access granted");
+        Ok(Some(Arc::new(network)))
+    }
+
     async fn new_session(&self) -> Result<Session, PluginError> {
         let mut session = self.instantiate().await?;
         session.init(&self.parameters).await?;
@@ -182,7 +201,13 @@ impl DriverPlugin {
             wasi.preopened_dir(dir, dir, FsPerms::ReadWrite)
                 .map_err(|err| PluginError::new(&self.name, "init", format!("cannot open {dir}: {err:#}")))?;
         }
-        let mut store = new_store(&self.engine, self.name.clone(), wasi, &self.options);
+        let mut store = new_store(
+            &self.engine,
+            self.name.clone(),
+            wasi,
+            self.network.clone(),
+            &self.options,
+        );
         let deadline = arm(&mut store, self.options.call_timeout);
         let guest = tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
         let mut session = Session {

@@ -6,6 +6,7 @@
 mod call;
 mod driver;
 mod engine;
+mod http;
 mod inspect;
 mod state;
 mod validator;
@@ -116,6 +117,7 @@ impl PluginHost {
         let engine = engine::new_engine(&options)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         driver::add_to_linker(&mut linker)?;
         let mut host = PluginHost {
             engine,

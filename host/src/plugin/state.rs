@@ -10,11 +10,17 @@ use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::http::{HttpHooks, Network};
 
 /// The data of every plugin Store.
 pub(crate) struct HostState {
     pub plugin: Arc<str>,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    /// Where outgoing HTTP goes: the driver's pool, or nowhere.
+    http_hooks: HttpHooks,
     table: ResourceTable,
     pub limits: MemoryLimit,
     /// When the call in progress must end; checked at every epoch tick.
@@ -23,10 +29,21 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn new(plugin: Arc<str>, wasi: WasiCtx, memory_limit: u64, stderr: GuestStderr) -> Self {
+    pub fn new(
+        plugin: Arc<str>,
+        wasi: WasiCtx,
+        network: Option<Arc<Network>>,
+        memory_limit: u64,
+        stderr: GuestStderr,
+    ) -> Self {
         HostState {
+            http_hooks: HttpHooks {
+                plugin: plugin.clone(),
+                network,
+            },
             plugin,
             wasi,
+            http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: MemoryLimit { limit: memory_limit },
             deadline: Instant::now(),
@@ -40,6 +57,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }
