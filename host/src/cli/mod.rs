@@ -3,11 +3,16 @@
 mod config;
 mod plugin;
 mod serve;
+mod storage;
 mod tls;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::plugin::{PluginHost, PluginHostOptions};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +39,9 @@ enum Command {
     /// Check a registry configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Create, check or remove the configured storage's backing store.
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
 }
 
 /// Runs the command line; the exit status says whether it worked.
@@ -58,6 +66,10 @@ pub fn main() -> ExitCode {
                 init_logging(log.unwrap_or("warn"), false);
                 config::run(command).await
             }
+            Command::Storage(command) => {
+                init_logging(log.unwrap_or("warn"), false);
+                storage::run(command).await
+            }
         }
     });
     match outcome {
@@ -67,6 +79,17 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The plugin host a configuration asks for: its limits, and its plugin
+/// directory unless `plugin_dir` overrides it.
+fn plugin_host(config: &Config, plugin_dir: Option<PathBuf>) -> anyhow::Result<PluginHost> {
+    PluginHost::new(PluginHostOptions {
+        call_timeout: config.plugins.calltimeout,
+        memory_limit: config.plugins.memorylimitmib << 20,
+        plugin_dir: plugin_dir.or_else(|| config.plugins.directory.clone()),
+        ..PluginHostOptions::default()
+    })
 }
 
 /// Logs to stderr, as text or one JSON object per line.

@@ -15,7 +15,7 @@ use axum::Router;
 use clap::Args;
 
 use crate::config::{self, Config, ListenAddr, LogFormatter};
-use crate::plugin::{PluginHost, PluginHostOptions};
+use crate::plugin::PluginHost;
 use crate::registry::{Registry, RegistryOptions};
 use crate::storage::{open_driver, StorageDriver, StorageError};
 use crate::validate::{self, Severity};
@@ -52,12 +52,7 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    let host = PluginHost::new(PluginHostOptions {
-        call_timeout: config.plugins.calltimeout,
-        memory_limit: config.plugins.memorylimitmib << 20,
-        plugin_dir: config.plugins.directory.clone(),
-        ..PluginHostOptions::default()
-    })?;
+    let host = super::plugin_host(&config, None)?;
     if let Some(code) = check(&host, &config).await? {
         return Ok(code);
     }
@@ -96,7 +91,7 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
 /// Runs the configuration validators: warnings are logged; any error is
 /// printed, one line each, and stops the registry with [`CONFIG_ERROR`]
 /// before the storage plugin starts or a port is bound.
-async fn check(host: &PluginHost, config: &Config) -> anyhow::Result<Option<ExitCode>> {
+pub(super) async fn check(host: &PluginHost, config: &Config) -> anyhow::Result<Option<ExitCode>> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let drivers = host.storage_drivers();
     let findings = validate::validate_registry_config(host, config, &drivers, &env).await?;
@@ -112,7 +107,7 @@ async fn check(host: &PluginHost, config: &Config) -> anyhow::Result<Option<Exit
     Ok(Some(ExitCode::from(CONFIG_ERROR)))
 }
 
-fn config_error(message: &str) -> ExitCode {
+pub(super) fn config_error(message: &str) -> ExitCode {
     eprintln!("berth: configuration error: {message}");
     ExitCode::from(CONFIG_ERROR)
 }

@@ -15,6 +15,12 @@ use super::http::Network;
 use super::state::HostState;
 use super::{PluginError, PluginHostOptions};
 
+/// The storage-driver world's imports and types, shared with the
+/// provisioning world's bindings.
+pub(crate) mod wit {
+    pub use super::bindings::berth::storage::{host, types};
+}
+
 mod bindings {
     wasmtime::component::bindgen!({
         world: "storage-driver",
@@ -85,7 +91,7 @@ impl DriverPlugin {
         let mut plugin = Self::start_unconfigured(name, engine, pre, options, parameters)?;
         plugin.info = plugin.instantiate().await?.describe().await?;
         plugin.directory = plugin.granted_directory()?;
-        plugin.network = plugin.granted_network()?;
+        plugin.network = granted_network(&plugin.name, &plugin.info, &plugin.parameters)?;
         let session = plugin.new_session().await?;
         if plugin.info.instance_model == InstanceModel::Resident {
             plugin.resident = Some(Mutex::new(Arc::new(Mutex::new(session))));
@@ -173,18 +179,6 @@ impl DriverPlugin {
         Ok(Some(dir.clone()))
     }
 
-    /// The endpoint the plugin asked for through `network`, with the pool
-    /// its instances share.
-    fn granted_network(&self) -> Result<Option<Arc<Network>>, PluginError> {
-        let Some(access) = &self.info.network else {
-            return Ok(None);
-        };
-        let network =
-            Network::new(access, &self.parameters).map_err(|cause| PluginError::new(&self.name, "init", cause))?;
-        tracing::info!(plugin = %self.name, endpoint = %network.origin(), "network access granted");
-        Ok(Some(Arc::new(network)))
-    }
-
     async fn new_session(&self) -> Result<Session, PluginError> {
         let mut session = self.instantiate().await?;
         session.init(&self.parameters).await?;
@@ -222,6 +216,21 @@ impl DriverPlugin {
         session.guest = Some(session.settle("instantiate", guest)?);
         Ok(session)
     }
+}
+
+/// The endpoint `info` asks for through `network`, read from `parameters`,
+/// with the connection pool the plugin's instances share.
+pub(crate) fn granted_network(
+    name: &str,
+    info: &DriverInfo,
+    parameters: &[(String, String)],
+) -> Result<Option<Arc<Network>>, PluginError> {
+    let Some(access) = &info.network else {
+        return Ok(None);
+    };
+    let network = Network::new(access, parameters).map_err(|cause| PluginError::new(name, "init", cause))?;
+    tracing::info!(plugin = name, endpoint = %network.origin(), "network access granted");
+    Ok(Some(Arc::new(network)))
 }
 
 /// One plugin instance and its Store.
@@ -412,7 +421,7 @@ pub fn release_later(session: &SessionRef, resource: ResourceAny) {
 }
 
 /// The contract's error as a sentence.
-fn wit_error_text(err: &WitError) -> String {
+pub fn wit_error_text(err: &WitError) -> String {
     match err {
         WitError::PathNotFound(path) => format!("path not found: {path}"),
         WitError::InvalidPath(path) => format!("invalid path: {path}"),

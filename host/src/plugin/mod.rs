@@ -8,6 +8,7 @@ mod driver;
 mod engine;
 mod http;
 mod inspect;
+mod provisioner;
 mod state;
 mod validator;
 
@@ -20,10 +21,12 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::Engine;
 
 pub use driver::{
-    release_later, Answer, DriverInfo, DriverPlugin, InstanceModel, Session, SessionRef, WitError, WitFileInfo,
+    release_later, wit_error_text, Answer, DriverInfo, DriverPlugin, InstanceModel, Session, SessionRef, WitError,
+    WitFileInfo,
 };
 pub use engine::{default_cache_dir, sha256_hex};
 pub use inspect::Inspection;
+pub use provisioner::{Condition, Provision};
 use state::HostState;
 pub use validator::{Finding, Severity};
 
@@ -181,6 +184,30 @@ impl PluginHost {
     pub async fn describe_storage_driver(&self, name: &str) -> Result<DriverInfo, PluginError> {
         let pre = self.instance_pre(name)?;
         DriverPlugin::describe(name.into(), self.engine.clone(), pre, self.options.clone()).await
+    }
+
+    /// Runs `action` of the provisioning storage driver `name` with
+    /// `parameters` in a fresh instance, granted the network its parameters
+    /// name.
+    pub async fn provision(
+        &self,
+        name: &str,
+        action: Provision,
+        parameters: &[(String, String)],
+    ) -> Answer<Vec<Condition>> {
+        let info = self.describe_storage_driver(name).await?;
+        let network = driver::granted_network(name, &info, parameters)?;
+        let pre = self.instance_pre(name)?;
+        provisioner::run(
+            name.into(),
+            &self.engine,
+            pre,
+            &self.options,
+            network,
+            action,
+            parameters,
+        )
+        .await
     }
 
     /// The names of the plugins whose component exports `berth:storage/driver`
