@@ -1,4 +1,7 @@
 //! What several of the host's integration tests share.
+#![allow(dead_code)] // each test binary uses its own part of this
+
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
