@@ -81,11 +81,18 @@ pub async fn check_config(
     let spec = &config.spec;
     let mut findings = Vec::new();
     if let Some(given) = given_spec {
-        for path in super::config::unknown_spec_fields(given, spec) {
+        for field in super::config::unknown_spec_fields(given, spec) {
+            let fix = match &field.suggestion {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => "check its spelling or remove it".into(),
+            };
             findings.push(warning(
-                &path,
+                &field.path,
                 "UnknownField",
-                format!("`{path}` is not a field of the image registry Config, so the API server drops it; check its spelling or remove it"),
+                format!(
+                    "`{}` is not a field of the image registry Config, so the API server drops it; {fix}",
+                    field.path
+                ),
             ));
         }
     }
@@ -115,20 +122,7 @@ pub async fn check_config(
         Err(_) => None,
     };
 
-    let mut spec_json = serde_json::to_value(spec)?;
-    if spec.http_secret.as_deref().is_some_and(|s| !s.is_empty()) {
-        spec_json["httpSecret"] = SET.into();
-    }
-    let operator = serde_json::json!({
-        "spec": spec_json,
-        "fields": env.fields,
-        "credentials-secret": {
-            "namespace": NAMESPACE,
-            "name": CREDENTIALS_SECRET,
-            "keys": facts.secret_keys,
-        },
-        "pvc-access-modes": facts.pvc_access_modes,
-    });
+    let operator = operator_context(spec, &env, facts)?;
     let variables: Vec<String> = env.vars.iter().map(|v| v.name.clone()).collect();
     let drivers = host.storage_drivers();
     let input = validate::operator_validator_input(registry.as_ref(), &drivers, &variables, &operator)?;
@@ -157,6 +151,28 @@ pub async fn check_config(
     }
     validate::sort(&mut findings);
     Ok(findings)
+}
+
+/// `context.operator` of the validator input (see `crate::validate`).
+fn operator_context(
+    spec: &super::config::ImageRegistrySpec,
+    env: &RegistryEnv,
+    facts: &ClusterFacts,
+) -> Result<Value, serde_json::Error> {
+    let mut spec_json = serde_json::to_value(spec)?;
+    if spec.http_secret.as_deref().is_some_and(|s| !s.is_empty()) {
+        spec_json["httpSecret"] = SET.into();
+    }
+    Ok(serde_json::json!({
+        "spec": spec_json,
+        "fields": env.fields,
+        "credentials-secret": {
+            "namespace": NAMESPACE,
+            "name": CREDENTIALS_SECRET,
+            "keys": facts.secret_keys,
+        },
+        "pvc-access-modes": facts.pvc_access_modes,
+    }))
 }
 
 /// The environment the loader reads: the literal `REGISTRY_*` variables.

@@ -350,11 +350,19 @@ impl RolloutStrategy {
     }
 }
 
-/// The dotted paths (`spec.storage.s3.regionEndpont`, `spec.routes[0].hostName`)
-/// of the fields in `given`, the spec as written, that [`ImageRegistrySpec`]
+/// A field of the spec as written that the types do not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownField {
+    /// Dotted: `spec.storage.s3.regionEndpont`, `spec.routes[0].hostName`.
+    pub path: String,
+    /// The known field beside it with the nearest name, if one is near.
+    pub suggestion: Option<String>,
+}
+
+/// The fields in `given`, the spec as written, that [`ImageRegistrySpec`]
 /// does not have. Worth a warning: Kubernetes prunes unknown fields, so the
 /// value never reaches the operator.
-pub fn unknown_spec_fields(given: &Value, typed: &ImageRegistrySpec) -> Vec<String> {
+pub fn unknown_spec_fields(given: &Value, typed: &ImageRegistrySpec) -> Vec<UnknownField> {
     let mut out = Vec::new();
     if let Ok(known) = serde_json::to_value(typed) {
         unknown(given, &known, "spec", &mut out);
@@ -362,13 +370,16 @@ pub fn unknown_spec_fields(given: &Value, typed: &ImageRegistrySpec) -> Vec<Stri
     out
 }
 
-fn unknown(given: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+fn unknown(given: &Value, known: &Value, path: &str, out: &mut Vec<UnknownField>) {
     match (given, known) {
         (Value::Object(given), Value::Object(known)) => {
             for (key, value) in given {
                 let here = format!("{path}.{key}");
                 match known.get(key) {
-                    None => out.push(here),
+                    None => out.push(UnknownField {
+                        path: here,
+                        suggestion: crate::config::closest(key, known.keys().map(String::as_str)).map(str::to_owned),
+                    }),
                     Some(known) => unknown(value, known, &here, out),
                 }
             }
@@ -435,7 +446,7 @@ mod tests {
         assert_eq!(config.status.conditions[0].type_, "Available");
         assert_eq!(config.status.ready_replicas, Some(2));
         assert_eq!(config.metadata.generation, Some(3));
-        assert_eq!(unknown_spec_fields(&value["spec"], &config.spec), Vec::<String>::new());
+        assert_eq!(unknown_spec_fields(&value["spec"], &config.spec), []);
     }
 
     #[test]
@@ -446,15 +457,19 @@ mod tests {
             "replica": 2
         });
         let spec: ImageRegistrySpec = serde_json::from_value(value.clone()).unwrap();
-        let mut found = unknown_spec_fields(&value, &spec);
+        let mut found: Vec<(String, Option<String>)> = unknown_spec_fields(&value, &spec)
+            .into_iter()
+            .map(|f| (f.path, f.suggestion))
+            .collect();
         found.sort();
+        let near = |path: &str, field: &str| (path.to_string(), Some(field.to_string()));
         assert_eq!(
             found,
             [
-                "spec.replica",
-                "spec.routes[0].hostName",
-                "spec.storage.emptydir",
-                "spec.storage.s3.regionEndpont"
+                near("spec.replica", "replicas"),
+                near("spec.routes[0].hostName", "hostname"),
+                near("spec.storage.emptydir", "emptyDir"),
+                near("spec.storage.s3.regionEndpont", "regionEndpoint"),
             ]
         );
     }
