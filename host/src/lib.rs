@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod operator;
 pub mod plugin;
 pub mod registry;
 pub mod storage;

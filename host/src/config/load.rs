@@ -397,7 +397,7 @@ fn describe_unknown(path: &[String], file: &Mapping, known: &Mapping, origins: &
 
 /// The candidate nearest to `word` by edit distance, when near enough to be
 /// a slip of the keyboard.
-fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let word = word.to_lowercase();
     let limit = (word.chars().count() / 3).max(1);
     candidates

@@ -64,6 +64,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use addr::ListenAddr;
+/// The operator's Config names its unknown fields' nearest known ones too.
+pub(crate) use load::closest;
 
 /// Reads the configuration file at `path` (or, with `None`, the local default:
 /// the filesystem driver under the data directory, see [`default_data_dir`],

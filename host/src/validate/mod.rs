@@ -24,6 +24,43 @@
 //!   dropped in), sorted.
 //! - `context.environment`: the names of the `REGISTRY_*` variables that are
 //!   set and not empty, each mapped to `"<set>"`; values are never passed.
+//!
+//! # When the configuration comes from an operator `Config`
+//!
+//! The operator maps the `Config` resource's spec to the registry pod's
+//! `REGISTRY_*` environment (`crate::operator::mapping`) and loads it like
+//! any configuration, so `config` is what the pod would run with, checked by
+//! the same rules. The context then has one more member, `operator`:
+//!
+//! ```json
+//! "context": {
+//!   "storage-drivers": [...],
+//!   "environment": { "REGISTRY_STORAGE": "<set>", "REGISTRY_STORAGE_S3_ACCESSKEY": "<set>", ... },
+//!   "operator": {
+//!     "spec": { "storage": {"s3": {"bucket": "...", "regionEndpoint": null, ...}}, "replicas": 2, ... },
+//!     "fields": { "storage.s3.regionendpoint": "spec.storage.s3.regionEndpoint", ... },
+//!     "credentials-secret": { "namespace": "openshift-image-registry",
+//!                             "name": "image-registry-private-configuration-user",
+//!                             "keys": ["REGISTRY_STORAGE_S3_ACCESSKEY"] },
+//!     "pvc-access-modes": ["ReadWriteOnce"]
+//!   }
+//! }
+//! ```
+//!
+//! - `config` is `null` when the spec cannot be mapped (no storage type, or
+//!   several): the rules about the spec still run.
+//! - `environment`: the names of the pod's `REGISTRY_*` variables, those
+//!   taken from the credentials secret included.
+//! - `operator.spec`: the spec as Berth read it, every field present (absent
+//!   ones `null`), camelCase; `httpSecret` is `"<set>"` when set, never its
+//!   value.
+//! - `operator.fields`: which spec field each registry configuration path
+//!   came from. The host turns a finding's registry path into the spec path
+//!   with this table (the longest mapped prefix), so a validator may answer
+//!   in either; a validator uses it to name the field in its message.
+//! - `operator.credentials-secret.keys`: the keys the secret has (never the
+//!   values); `pvc-access-modes`: the claim's access modes when
+//!   `spec.storage.pvc` is used and they are known, else `null`.
 
 use serde::Serialize;
 
@@ -43,7 +80,7 @@ pub enum ValidateError {
 
 #[derive(Serialize)]
 struct Input<'a> {
-    config: &'a Config,
+    config: Option<&'a Config>,
     context: Context<'a>,
 }
 
@@ -52,6 +89,8 @@ struct Context<'a> {
     #[serde(rename = "storage-drivers")]
     storage_drivers: &'a [String],
     environment: std::collections::BTreeMap<&'a str, &'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator: Option<&'a serde_json::Value>,
 }
 
 /// The JSON every validator receives (see the module documentation).
@@ -66,10 +105,37 @@ pub fn validator_input(
         .map(|(name, _)| (name.as_str(), SET))
         .collect();
     let input = Input {
+        config: Some(config),
+        context: Context {
+            storage_drivers: known_drivers,
+            environment,
+            operator: None,
+        },
+    };
+    Ok(serde_json::to_string(&input)?)
+}
+
+/// The JSON every validator receives for an operator `Config` (see the
+/// module documentation): `config` as loaded from the mapped environment,
+/// `variables` the names of the pod's variables, `operator` the operator's
+/// part of the context.
+pub fn operator_validator_input(
+    config: Option<&Config>,
+    known_drivers: &[String],
+    variables: &[String],
+    operator: &serde_json::Value,
+) -> Result<String, ValidateError> {
+    let environment = variables
+        .iter()
+        .filter(|name| name.starts_with("REGISTRY_"))
+        .map(|name| (name.as_str(), SET))
+        .collect();
+    let input = Input {
         config,
         context: Context {
             storage_drivers: known_drivers,
             environment,
+            operator: Some(operator),
         },
     };
     Ok(serde_json::to_string(&input)?)
@@ -89,9 +155,17 @@ pub async fn validate_registry_config(
     environment: &[(String, String)],
 ) -> Result<Vec<Finding>, ValidateError> {
     let input = validator_input(config, known_drivers, environment)?;
+    Ok(run_validators(host, &input).await)
+}
+
+/// Runs every validator the host knows on `input` (from [`validator_input`]
+/// or [`operator_validator_input`]); all findings, sorted. A validator that
+/// fails is an error finding at `plugins.<name>` (see
+/// [`validate_registry_config`]).
+pub async fn run_validators(host: &PluginHost, input: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     for name in host.validators() {
-        match host.run_validator(&name, &input).await {
+        match host.run_validator(&name, input).await {
             Ok(found) => findings.extend(found),
             Err(err) => findings.push(Finding {
                 field_path: format!("plugins.{name}"),
@@ -102,7 +176,7 @@ pub async fn validate_registry_config(
         }
     }
     sort(&mut findings);
-    Ok(findings)
+    findings
 }
 
 /// Sorts by field path, then severity (errors first), reason and message.

@@ -7,6 +7,14 @@
 //! where `config` is distribution's `config.yml` as Berth read it (storage
 //! driver parameters are strings) and `environment` maps the names of the
 //! `REGISTRY_*` variables that are set to `"<set>"`.
+//!
+//! When the configuration was mapped from an operator `Config` resource,
+//! `context.operator` carries the spec, the table from registry paths to
+//! spec fields, the credentials secret's keys and the claim's access modes:
+//! the registry rules then name the spec's fields in their messages, the
+//! credentials rule names the secret, and the rules about the spec itself
+//! (storage types, replicas, rollout, log level) run too. `config` is `null`
+//! when the spec could not be mapped.
 
 wit_bindgen::generate!({
     path: "../../../wit/validate",
@@ -23,8 +31,8 @@ export!(RegistryRules);
 /// The keys of `storage` that are not a driver.
 const STORAGE_SECTIONS: &[&str] = &["delete", "redirect", "maintenance", "cache"];
 
-const MIN_CHUNK: u64 = 5 << 20;
-const MAX_CHUNK: u64 = 5 << 30;
+const MIN_CHUNK: i128 = 5 << 20;
+const MAX_CHUNK: i128 = 5 << 30;
 
 impl Guest for RegistryRules {
     fn validate(config_json: String) -> Vec<Finding> {
@@ -42,9 +50,15 @@ impl Guest for RegistryRules {
         };
         let config = &input["config"];
         let context = &input["context"];
-        storage(config, context, &mut out);
-        log(config, &mut out);
-        http(config, &mut out);
+        let names = Names::new(context);
+        if config.is_object() {
+            storage(config, context, &names, &mut out);
+            log(config, &mut out);
+            http(config, &mut out);
+        }
+        if let Some(operator) = context.get("operator").filter(|o| o.is_object()) {
+            operator_rules(operator, &mut out);
+        }
         out.0
     }
 }
@@ -64,6 +78,38 @@ impl Findings {
     fn error(&mut self, path: &str, reason: &str, message: String) {
         self.push(Severity::Error, path, reason, message);
     }
+    fn warning(&mut self, path: &str, reason: &str, message: String) {
+        self.push(Severity::Warning, path, reason, message);
+    }
+}
+
+/// How messages name a field: the registry configuration's key, or, for a
+/// configuration mapped from an operator Config, the spec's field
+/// (`regionEndpoint` rather than `regionendpoint`).
+struct Names<'a> {
+    fields: Option<&'a serde_json::Map<String, Value>>,
+}
+
+impl<'a> Names<'a> {
+    fn new(context: &'a Value) -> Self {
+        Names {
+            fields: context["operator"]["fields"].as_object(),
+        }
+    }
+
+    fn operator(&self) -> bool {
+        self.fields.is_some()
+    }
+
+    /// The last segment of the field `registry_path` came from.
+    fn name(&self, registry_path: &str) -> String {
+        let mapped = self
+            .fields
+            .and_then(|fields| fields.get(registry_path))
+            .and_then(Value::as_str)
+            .unwrap_or(registry_path);
+        mapped.rsplit('.').next().unwrap_or(mapped).to_string()
+    }
 }
 
 /// A parameter as text; numbers and booleans (from another producer of the
@@ -81,7 +127,7 @@ fn env_set(context: &Value, name: &str) -> bool {
     context["environment"].get(name).is_some_and(|v| !v.is_null())
 }
 
-fn storage(config: &Value, context: &Value, out: &mut Findings) {
+fn storage(config: &Value, context: &Value, names: &Names, out: &mut Findings) {
     let Some(storage) = config["storage"].as_object() else {
         out.error(
             "storage",
@@ -106,7 +152,7 @@ fn storage(config: &Value, context: &Value, out: &mut Findings) {
             );
         }
         match name.as_str() {
-            "s3" => s3(params, context, out),
+            "s3" => s3(params, context, names, out),
             "filesystem" => filesystem(params, out),
             _ => {}
         }
@@ -129,14 +175,18 @@ fn filesystem(params: &Value, out: &mut Findings) {
     }
 }
 
-fn s3(params: &Value, context: &Value, out: &mut Findings) {
+fn s3(params: &Value, context: &Value, names: &Names, out: &mut Findings) {
     let region = param(params, "region");
     let endpoint = param(params, "regionendpoint");
     if region.is_none() && endpoint.is_none() {
         out.error(
             "storage.s3.region",
             "MissingRegion",
-            "no region: set `region` (e.g. us-east-1) or `regionendpoint` (the URL of an S3-compatible service, e.g. https://minio.example.com:9000)".into(),
+            format!(
+                "no region: set `{}` (e.g. us-east-1) or `{}` (the URL of an S3-compatible service, e.g. https://minio.example.com:9000)",
+                names.name("storage.s3.region"),
+                names.name("storage.s3.regionendpoint")
+            ),
         );
     }
     if let Some(endpoint) = &endpoint {
@@ -149,7 +199,10 @@ fn s3(params: &Value, context: &Value, out: &mut Findings) {
             out.error(
                 "storage.s3.regionendpoint",
                 "InvalidRegionEndpoint",
-                format!("`regionendpoint` must be a URL with a scheme, e.g. https://{endpoint}, not `{endpoint}`"),
+                format!(
+                    "`{}` must be a URL with a scheme, e.g. https://{endpoint}, not `{endpoint}`",
+                    names.name("storage.s3.regionendpoint")
+                ),
             );
         }
     }
@@ -158,7 +211,10 @@ fn s3(params: &Value, context: &Value, out: &mut Findings) {
         None => out.error(
             "storage.s3.bucket",
             "MissingBucket",
-            "set `bucket` to the name of the S3 bucket the registry stores into".into(),
+            format!(
+                "set `{}` to the name of the S3 bucket the registry stores into",
+                names.name("storage.s3.bucket")
+            ),
         ),
         Some(bucket) => {
             if let Some(why) = bucket_problem(&bucket) {
@@ -172,16 +228,26 @@ fn s3(params: &Value, context: &Value, out: &mut Findings) {
     }
 
     if let Some(chunk) = param(params, "chunksize") {
-        match chunk.parse::<u64>() {
+        let name = names.name("storage.s3.chunksize");
+        match chunk.parse::<i128>() {
             Err(_) => out.error(
                 "storage.s3.chunksize",
                 "InvalidChunkSize",
-                format!("`chunksize` must be a number of bytes, not `{chunk}`; e.g. 10485760 (10 MiB)"),
+                format!("`{name}` must be a number of bytes, not `{chunk}`; e.g. 10485760 (10 MiB)"),
+            ),
+            // A Config gives MiB: say it in MiB.
+            Ok(n) if names.operator() && !(MIN_CHUNK..=MAX_CHUNK).contains(&n) => out.error(
+                "storage.s3.chunksize",
+                "ChunkSizeOutOfRange",
+                format!(
+                    "`{name}` {} is outside what S3 multipart uploads take; set it between 5 and 5120 (MiB)",
+                    n >> 20
+                ),
             ),
             Ok(n) if !(MIN_CHUNK..=MAX_CHUNK).contains(&n) => out.error(
                 "storage.s3.chunksize",
                 "ChunkSizeOutOfRange",
-                format!("`chunksize` {n} is outside what S3 multipart uploads take; set it between 5242880 (5 MiB) and 5368709120 (5 GiB)"),
+                format!("`{name}` {n} is outside what S3 multipart uploads take; set it between 5242880 (5 MiB) and 5368709120 (5 GiB)"),
             ),
             Ok(_) => {}
         }
@@ -193,12 +259,20 @@ fn s3(params: &Value, context: &Value, out: &mut Findings) {
         out.error(
             "storage.s3.keyid",
             "KeyIdWithoutEncryption",
-            "`keyid` (a KMS key) only applies with `encrypt: true`; set `encrypt: true` or remove `keyid`".into(),
+            format!(
+                "`{keyid}` (a KMS key) only applies with `{encrypt}: true`; set `{encrypt}: true` or remove `{keyid}`",
+                keyid = names.name("storage.s3.keyid"),
+                encrypt = names.name("storage.s3.encrypt")
+            ),
         );
     }
 
     let access = param(params, "accesskey").is_some() || env_set(context, "REGISTRY_STORAGE_S3_ACCESSKEY");
     let secret = param(params, "secretkey").is_some() || env_set(context, "REGISTRY_STORAGE_S3_SECRETKEY");
+    if let Some(secret_ref) = context["operator"].get("credentials-secret") {
+        operator_credentials(access, secret, secret_ref, out);
+        return;
+    }
     match (access, secret) {
         (true, false) => out.error(
             "storage.s3.secretkey",
@@ -217,6 +291,43 @@ fn s3(params: &Value, context: &Value, out: &mut Findings) {
         ),
         (true, true) => {}
     }
+}
+
+/// The operator takes S3 credentials from a secret: name it, and the keys
+/// it lacks.
+fn operator_credentials(access: bool, secret: bool, secret_ref: &Value, out: &mut Findings) {
+    let name = secret_ref["name"]
+        .as_str()
+        .unwrap_or("image-registry-private-configuration-user");
+    let namespace = secret_ref["namespace"].as_str().unwrap_or("openshift-image-registry");
+    const ACCESS: &str = "REGISTRY_STORAGE_S3_ACCESSKEY";
+    const SECRET: &str = "REGISTRY_STORAGE_S3_SECRETKEY";
+    let (path, reason, missing, fix) = match (access, secret) {
+        (true, true) => return,
+        (false, false) => (
+            "storage.s3.accesskey",
+            "MissingCredentials",
+            format!("the keys {ACCESS} and {SECRET}"),
+            format!("oc create secret generic {name} -n {namespace} --from-literal={ACCESS}=... --from-literal={SECRET}=..."),
+        ),
+        (true, false) => (
+            "storage.s3.secretkey",
+            "IncompleteCredentials",
+            format!("the key {SECRET}"),
+            format!("oc set data secret/{name} -n {namespace} {SECRET}=..."),
+        ),
+        (false, true) => (
+            "storage.s3.accesskey",
+            "IncompleteCredentials",
+            format!("the key {ACCESS}"),
+            format!("oc set data secret/{name} -n {namespace} {ACCESS}=..."),
+        ),
+    };
+    out.error(
+        path,
+        reason,
+        format!("no S3 credentials for the registry: add {missing} to the secret {name} in the namespace {namespace}, e.g. `{fix}`"),
+    );
 }
 
 /// Why `name` is not an S3 bucket name, if it is not.
@@ -315,4 +426,154 @@ fn addr_problem(addr: &str) -> Option<&'static str> {
         return Some("has a port that is not a number from 0 to 65535");
     }
     None
+}
+
+/// The storage types of a Config spec, by field name.
+const STORAGE_TYPES: &[&str] = &["emptyDir", "s3", "gcs", "swift", "pvc", "azure", "ibmcos", "oss"];
+
+/// Rules about an operator Config's spec that the registry configuration
+/// does not show: storage types, replicas, rollout, log levels, states.
+fn operator_rules(operator: &Value, out: &mut Findings) {
+    let spec = &operator["spec"];
+    let storage = &spec["storage"];
+    let types: Vec<&str> = STORAGE_TYPES
+        .iter()
+        .copied()
+        .filter(|t| !storage[*t].is_null())
+        .collect();
+    match types.as_slice() {
+        [] => out.error(
+            "spec.storage",
+            "MissingStorage",
+            format!(
+                "no storage type is set; set exactly one of {}, e.g. `storage: {{s3: {{bucket: my-registry, region: us-east-1}}}}`, or `storage: {{emptyDir: {{}}}}` for a throw-away single replica",
+                STORAGE_TYPES.join(", ")
+            ),
+        ),
+        [_] => {}
+        several => out.error(
+            "spec.storage",
+            "MultipleStorageTypes",
+            format!(
+                "{} storage types are set ({}); keep exactly one",
+                several.len(),
+                several.join(", ")
+            ),
+        ),
+    }
+
+    one_of(
+        spec,
+        "managementState",
+        &["Managed", "Unmanaged", "Removed", "Force"],
+        "InvalidManagementState",
+        out,
+    );
+    one_of(spec, "logLevel", LOG_LEVELS, "InvalidLogLevel", out);
+    one_of(spec, "operatorLogLevel", LOG_LEVELS, "InvalidLogLevel", out);
+    one_of(
+        spec,
+        "rolloutStrategy",
+        &["RollingUpdate", "Recreate"],
+        "InvalidRolloutStrategy",
+        out,
+    );
+    one_of_at(
+        &storage["managementState"],
+        "spec.storage.managementState",
+        &["Managed", "Unmanaged"],
+        "InvalidManagementState",
+        out,
+    );
+    if let Some(n) = spec["logging"].as_i64() {
+        let level = match n {
+            0 => "error",
+            1 => "warn",
+            2 | 3 => "info",
+            _ => "debug",
+        };
+        out.warning(
+            "spec.logging",
+            "DeprecatedField",
+            format!(
+                "`logging` is deprecated (here: the registry logs at {level}); set `logLevel` to one of {} instead",
+                LOG_LEVELS.join(", ")
+            ),
+        );
+    }
+    replicas(operator, spec, &types, out);
+}
+
+const LOG_LEVELS: &[&str] = &["Normal", "Debug", "Trace", "TraceAll"];
+
+fn one_of(spec: &Value, field: &str, allowed: &[&str], reason: &str, out: &mut Findings) {
+    one_of_at(&spec[field], &format!("spec.{field}"), allowed, reason, out);
+}
+
+/// An absent or empty value is the API's default; anything else must be
+/// one of `allowed`, exactly (the API is case-sensitive).
+fn one_of_at(value: &Value, path: &str, allowed: &[&str], reason: &str, out: &mut Findings) {
+    let text = match value {
+        Value::Null => return,
+        Value::String(s) if s.is_empty() || allowed.contains(&s.as_str()) => return,
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let field = path.rsplit('.').next().unwrap_or(path);
+    out.error(
+        path,
+        reason,
+        format!("`{field}` is `{text}`; set it to one of {}", allowed.join(", ")),
+    );
+}
+
+/// More than one replica needs storage they all share and one http secret.
+fn replicas(operator: &Value, spec: &Value, types: &[&str], out: &mut Findings) {
+    let Some(n) = spec["replicas"].as_i64() else { return };
+    if n < 0 {
+        out.error(
+            "spec.replicas",
+            "InvalidReplicas",
+            format!("`replicas` is {n}; set it to 1 or more (0 stops the registry)"),
+        );
+        return;
+    }
+    if n <= 1 {
+        return;
+    }
+    if types == ["emptyDir"] {
+        out.error(
+            "spec.replicas",
+            "ReplicasNeedSharedStorage",
+            format!("{n} replicas cannot share emptyDir storage: each pod would see its own images and lose them on restart; set `replicas: 1`, or use storage they share (s3, or a ReadWriteMany pvc)"),
+        );
+    }
+    if types == ["pvc"] {
+        let modes: Option<Vec<&str>> = operator["pvc-access-modes"]
+            .as_array()
+            .map(|m| m.iter().filter_map(Value::as_str).collect());
+        if let Some(modes) = modes {
+            if !modes.contains(&"ReadWriteMany") {
+                let claim = spec["storage"]["pvc"]["claim"]
+                    .as_str()
+                    .unwrap_or("image-registry-storage");
+                out.error(
+                    "spec.replicas",
+                    "ReplicasNeedSharedStorage",
+                    format!(
+                        "{n} replicas cannot share the claim {claim}, whose access modes are {}; set `replicas: 1`, or use a ReadWriteMany claim or s3",
+                        if modes.is_empty() { "unknown".to_string() } else { modes.join(", ") }
+                    ),
+                );
+            }
+        }
+    }
+    let secret = spec["httpSecret"].as_str().is_some_and(|s| !s.is_empty());
+    if !secret {
+        out.error(
+            "spec.httpSecret",
+            "MissingHttpSecret",
+            format!("{n} replicas need one shared `httpSecret` (it signs upload state, so an upload can continue on another replica); set it to a long random string, e.g. the output of `openssl rand -hex 64`"),
+        );
+    }
 }
