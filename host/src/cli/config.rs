@@ -130,12 +130,7 @@ async fn check_registry_config(config: Option<PathBuf>, plugin_dir: Option<PathB
                 })
                 .collect();
             let config = loaded.config;
-            let host = PluginHost::new(PluginHostOptions {
-                call_timeout: config.plugins.calltimeout,
-                memory_limit: config.plugins.memorylimitmib << 20,
-                plugin_dir: plugin_dir.or_else(|| config.plugins.directory.clone()),
-                ..PluginHostOptions::default()
-            })?;
+            let host = super::plugin_host(&config, plugin_dir)?;
             let drivers = host.storage_drivers();
             findings.extend(validate::validate_registry_config(&host, &config, &drivers, &env).await?);
             validate::sort(&mut findings);
