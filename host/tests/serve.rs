@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::s3::Moto;
+
 /// A running `berth serve`, killed when dropped.
 struct Server {
     child: Child,
@@ -43,23 +45,74 @@ fn berth(config: &Path, env: &[(&str, &str)]) -> Command {
     command
 }
 
-/// Starts berth on the filesystem root `root` and waits until it answers.
-fn start(root: &Path) -> Server {
-    start_with(root, "", |addr| {
+/// Where a test's `berth serve` processes keep their data: a filesystem
+/// root, or a bucket on a moto S3 server. Config files go in `dir`.
+struct Storage {
+    dir: tempfile::TempDir,
+    s3: Option<(Moto, String)>,
+}
+
+impl Storage {
+    fn filesystem() -> Storage {
+        Storage {
+            dir: tempfile::tempdir().expect("tempdir"),
+            s3: None,
+        }
+    }
+
+    fn s3() -> Storage {
+        let moto = Moto::start();
+        let bucket = block_on(moto.new_bucket());
+        Storage {
+            dir: tempfile::tempdir().expect("tempdir"),
+            s3: Some((moto, bucket)),
+        }
+    }
+
+    /// The filesystem root (unused on S3).
+    fn root(&self) -> std::path::PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// The `storage:` section of config.yml.
+    fn yaml(&self) -> String {
+        match &self.s3 {
+            None => format!(
+                "storage:\n  filesystem:\n    rootdirectory: {}\n",
+                self.root().display()
+            ),
+            Some((moto, bucket)) => {
+                let mut yaml = "storage:\n  s3:\n".to_string();
+                for (key, value) in moto.driver_parameters(bucket) {
+                    yaml.push_str(&format!("    {key}: {value}\n"));
+                }
+                yaml
+            }
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// Starts berth on `storage` and waits until it answers.
+fn start(storage: &Storage) -> Server {
+    start_with(storage, "", |addr| {
         request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
     })
 }
 
-/// Starts berth with `extra` appended to its config.yml, and waits until
-/// `answers(addr)`.
-fn start_with(root: &Path, extra: &str, answers: impl Fn(&str) -> bool) -> Server {
+/// Starts berth on `storage` with `extra` appended to its config.yml, and
+/// waits until `answers(addr)`.
+fn start_with(storage: &Storage, extra: &str, answers: impl Fn(&str) -> bool) -> Server {
     let port = free_port();
-    let config = root.with_extension("yml");
-    let yaml = format!(
-        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}",
-        root.display()
-    );
-    std::fs::write(&config, yaml).expect("config");
+    let config = storage.dir.path().join(format!("config-{port}.yml"));
+    std::fs::write(&config, format!("version: 0.1\n{}{extra}", storage.yaml())).expect("config");
     let addr = format!("127.0.0.1:{port}");
     let child = berth(&config, &[("REGISTRY_HTTP_ADDR", &addr)])
         .stdout(Stdio::null())
@@ -168,9 +221,16 @@ fn content(size: usize) -> Vec<u8> {
 
 #[test]
 fn one_chunked_upload_across_two_processes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("root");
-    let (first, second) = (start(&root), start(&root));
+    chunked_upload_across_two_processes(&Storage::filesystem());
+}
+
+#[test]
+fn one_chunked_upload_across_two_processes_on_s3() {
+    chunked_upload_across_two_processes(&Storage::s3());
+}
+
+fn chunked_upload_across_two_processes(storage: &Storage) {
+    let (first, second) = (start(storage), start(storage));
     let data = content(3 << 20);
     let (a, b) = data.split_at(1 << 20);
     let location = start_upload(&first.addr, "shared/app");
@@ -187,18 +247,25 @@ fn one_chunked_upload_across_two_processes() {
 
 #[test]
 fn an_upload_survives_a_killed_process() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("root");
+    upload_survives_a_killed_process(&Storage::filesystem());
+}
+
+#[test]
+fn an_upload_survives_a_killed_process_on_s3() {
+    upload_survives_a_killed_process(&Storage::s3());
+}
+
+fn upload_survives_a_killed_process(storage: &Storage) {
     let data = content(2 << 20);
     let (a, b) = data.split_at(700_000);
     let location = {
-        let server = start(&root);
+        let server = start(storage);
         let location = start_upload(&server.addr, "resumed");
         assert_eq!(patch(&server.addr, &location, 0, a).status, 202);
         location
         // Dropped: SIGKILL, no chance to clean up.
     };
-    let server = start(&root);
+    let server = start(storage);
     let status = request(&server.addr, "GET", &location, &[], b"").expect("upload status");
     assert_eq!(status.status, 204, "{}", status.head);
     assert_eq!(status.header("range"), Some(format!("0-{}", a.len() - 1).as_str()));
@@ -210,9 +277,9 @@ fn an_upload_survives_a_killed_process() {
 
 #[test]
 fn healthz_reports_a_failing_storage() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("root");
-    let server = start(&root);
+    let storage = Storage::filesystem();
+    let root = storage.root();
+    let server = start(&storage);
     assert_eq!(
         request(&server.addr, "GET", "/healthz", &[], b"")
             .expect("healthz")
@@ -233,8 +300,8 @@ fn healthz_reports_a_failing_storage() {
 
 #[test]
 fn sigterm_stops_the_server_cleanly() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = start(&dir.path().join("root"));
+    let storage = Storage::filesystem();
+    let mut server = start(&storage);
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -267,16 +334,14 @@ fn curl_https(addr: &str, path: &str, ca: &Path) -> Option<(u16, String)> {
 
 #[test]
 fn serves_over_tls() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = common::self_signed(dir.path());
+    let storage = Storage::filesystem();
+    let (cert, key) = common::self_signed(storage.dir.path());
     let tls = format!(
         "http:\n  tls:\n    certificate: {}\n    key: {}\n",
         cert.display(),
         key.display()
     );
-    let server = start_with(&dir.path().join("root"), &tls, |addr| {
-        curl_https(addr, "/v2/", &cert).is_some()
-    });
+    let server = start_with(&storage, &tls, |addr| curl_https(addr, "/v2/", &cert).is_some());
     let (status, body) = curl_https(&server.addr, "/v2/", &cert).expect("an HTTPS answer");
     assert_eq!((status, body.as_str()), (200, "{}"));
     assert_eq!(curl_https(&server.addr, "/healthz", &cert).map(|r| r.0), Some(200));

@@ -75,16 +75,7 @@ impl Moto {
 
     /// The `s3` driver's parameters for `bucket` on this server.
     pub fn driver_parameters(&self, bucket: &str) -> Vec<(String, String)> {
-        [
-            ("region", REGION),
-            ("regionendpoint", &self.endpoint),
-            ("bucket", bucket),
-            ("accesskey", ACCESS_KEY),
-            ("secretkey", SECRET_KEY),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        driver_parameters(&self.endpoint, bucket)
     }
 
     /// The same as `REGISTRY_*` variables, for a `berth` process.
@@ -161,4 +152,24 @@ pub fn unique_bucket_name() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+/// `len` bytes that differ from offset to offset.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()
+}
+
+/// The `s3` driver's parameters for `bucket` at `endpoint`, with the test's
+/// credentials.
+pub fn driver_parameters(endpoint: &str, bucket: &str) -> Vec<(String, String)> {
+    [
+        ("region", REGION),
+        ("regionendpoint", endpoint),
+        ("bucket", bucket),
+        ("accesskey", ACCESS_KEY),
+        ("secretkey", SECRET_KEY),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }

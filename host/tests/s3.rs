@@ -1,0 +1,317 @@
+//! The bundled `s3` driver against real S3 servers started here: moto (the
+//! broadest API) for the conformance suite and the provisioner, whose work is
+//! checked with a native S3 client; s3s-fs (which checks SigV4 signatures)
+//! for wrong credentials.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_s3::types::ServerSideEncryption;
+use berth::plugin::{Condition, PluginHost, PluginHostOptions, Provision};
+use berth::storage::{conformance, open_driver, StorageDriver, StorageError};
+use common::s3::{pattern, unique_bucket_name, Moto, ACCESS_KEY, SECRET_KEY};
+
+fn host() -> PluginHost {
+    PluginHost::new(PluginHostOptions::default()).expect("plugin host")
+}
+
+fn with(mut params: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    for (key, value) in extra {
+        params.retain(|(k, _)| k != key);
+        params.push((key.to_string(), value.to_string()));
+    }
+    params
+}
+
+/// `(type, status)` of each condition, for one assertion with a readable
+/// failure.
+fn statuses(conditions: &[Condition]) -> Vec<(String, String)> {
+    conditions.iter().map(|c| (c.type_.clone(), c.status.clone())).collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_on_moto() {
+    let moto = Moto::start();
+    let bucket = moto.new_bucket().await;
+    let host = host();
+    let driver = open_driver(&host, "s3", moto.driver_parameters(&bucket))
+        .await
+        .expect("open the s3 driver");
+    // 64 MiB: several 10 MiB parts, within what moto holds comfortably.
+    let options = conformance::SuiteOptions {
+        large_stream_bytes: 64 << 20,
+    };
+    let outcomes = tokio::time::timeout(Duration::from_secs(600), conformance::run(driver, &options, |_| {}))
+        .await
+        .expect("the suite ends within 10 minutes");
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|case| case.result.as_ref().err().map(|why| format!("{}: {why}", case.name)))
+        .collect();
+    assert!(outcomes.len() >= 30, "only {} cases ran", outcomes.len());
+    assert!(failures.is_empty(), "s3 failed:\n{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_creates_and_configures_the_bucket_as_checked_natively() {
+    let moto = Moto::start();
+    let bucket = unique_bucket_name();
+    let params = with(moto.driver_parameters(&bucket), &[("tags", "team=registry,env=test")]);
+    let host = host();
+
+    let exists = host
+        .provision("s3", Provision::Exists, &params)
+        .await
+        .expect("plugin")
+        .expect("exists");
+    assert_eq!(statuses(&exists), pairs(&[("StorageExists", "False")]));
+
+    let expected = pairs(&[
+        ("StorageExists", "True"),
+        ("StoragePublicAccessBlocked", "True"),
+        ("StorageEncrypted", "True"),
+        ("StorageIncompleteUploadCleanupEnabled", "True"),
+        ("StorageTagged", "True"),
+    ]);
+    // Twice: ensure repairs, and changes nothing when all is in place.
+    for round in 0..2 {
+        let conditions = host
+            .provision("s3", Provision::Ensure, &params)
+            .await
+            .expect("plugin")
+            .expect("ensure");
+        let mut got = statuses(&conditions);
+        got.sort();
+        let mut want = expected.clone();
+        want.sort();
+        assert_eq!(got, want, "round {round}: {conditions:#?}");
+        assert!(conditions.iter().all(|c| !c.reason.is_empty() && !c.message.is_empty()));
+    }
+
+    let client = moto.client();
+    client
+        .head_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("the bucket exists");
+    let block = client
+        .get_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("public access block");
+    let block = block.public_access_block_configuration().expect("configuration");
+    assert_eq!(
+        (
+            block.block_public_acls(),
+            block.ignore_public_acls(),
+            block.block_public_policy(),
+            block.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let encryption = client
+        .get_bucket_encryption()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("encryption");
+    let rules = encryption
+        .server_side_encryption_configuration()
+        .expect("configuration")
+        .rules();
+    let algorithm = rules
+        .first()
+        .and_then(|rule| rule.apply_server_side_encryption_by_default())
+        .map(|default| default.sse_algorithm().clone());
+    assert_eq!(algorithm, Some(ServerSideEncryption::Aes256));
+    let lifecycle = client
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("lifecycle");
+    let abort_days: Vec<Option<i32>> = lifecycle
+        .rules()
+        .iter()
+        .filter_map(|rule| rule.abort_incomplete_multipart_upload())
+        .map(|abort| abort.days_after_initiation())
+        .collect();
+    assert_eq!(abort_days, vec![Some(1)], "{lifecycle:?}");
+    let tagging = client.get_bucket_tagging().bucket(&bucket).send().await.expect("tags");
+    let mut tags: Vec<(String, String)> = tagging
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    tags.sort();
+    assert_eq!(tags, pairs(&[("env", "test"), ("team", "registry")]));
+
+    let exists = host
+        .provision("s3", Provision::Exists, &params)
+        .await
+        .expect("plugin")
+        .expect("exists");
+    assert_eq!(statuses(&exists), pairs(&[("StorageExists", "True")]));
+
+    // Remove empties the bucket first.
+    let driver = open_driver(&host, "s3", params.clone()).await.expect("open");
+    driver.put_content("/docker/registry/v2/x", b"data").await.expect("put");
+    host.provision("s3", Provision::Remove, &params)
+        .await
+        .expect("plugin")
+        .expect("remove");
+    assert!(
+        client.head_bucket().bucket(&bucket).send().await.is_err(),
+        "the bucket is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_driver_writes_is_where_distribution_puts_it() {
+    let moto = Moto::start();
+    let bucket = moto.new_bucket().await;
+    let host = host();
+    let params = with(moto.driver_parameters(&bucket), &[("rootdirectory", "/registry-root")]);
+    let driver = open_driver(&host, "s3", params).await.expect("open");
+    driver
+        .put_content("/docker/registry/v2/a/b", b"hello")
+        .await
+        .expect("put");
+    assert_eq!(
+        moto.object(&bucket, "registry-root/docker/registry/v2/a/b")
+            .await
+            .as_deref(),
+        Some(&b"hello"[..])
+    );
+    // A multipart writer in chunksize parts, completed on commit.
+    let data = pattern(12 << 20);
+    let mut writer = driver.writer("/big", false).await.expect("writer");
+    for chunk in data.chunks(1 << 20) {
+        writer.write(chunk).await.expect("write");
+    }
+    writer.commit().await.expect("commit");
+    assert_eq!(moto.object(&bucket, "registry-root/big").await, Some(data));
+    assert!(
+        moto.multipart_uploads(&bucket).await.is_empty(),
+        "the upload was completed"
+    );
+
+    // A cancelled writer leaves neither an object nor an upload in progress.
+    let mut writer = driver.writer("/cancelled", false).await.expect("writer");
+    writer.write(&pattern(11 << 20)).await.expect("write");
+    writer.cancel().await.expect("cancel");
+    assert_eq!(moto.object(&bucket, "registry-root/cancelled").await, None);
+    assert!(
+        moto.multipart_uploads(&bucket).await.is_empty(),
+        "the upload was aborted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_region_or_bucket_is_an_error_at_start_not_a_panic() {
+    let host = host();
+    let without_region: Vec<(String, String)> = [("bucket", "b"), ("accesskey", ACCESS_KEY), ("secretkey", SECRET_KEY)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let message = match open_driver(&host, "s3", without_region).await {
+        Err(err) => err.to_string(),
+        Ok(_) => panic!("a driver without region nor regionendpoint"),
+    };
+    assert!(
+        message.contains("region") && message.contains("regionendpoint") && !message.contains("panic"),
+        "{message}"
+    );
+}
+
+/// Wrong credentials against a server that checks signatures: a clear error
+/// with the bucket and S3's code, in bounded time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_name_the_bucket_and_the_s3_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = SigningServer::start(dir.path(), "signed-bucket").await;
+    let host = host();
+    let params = with(
+        server.driver_parameters("signed-bucket"),
+        &[("secretkey", "not-the-secret")],
+    );
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        let driver: std::sync::Arc<dyn StorageDriver> = open_driver(&host, "s3", params).await?;
+        driver.stat("/docker/registry/v2").await.map(|_| ())
+    })
+    .await
+    .expect("the answer comes in bounded time");
+    let message = match outcome {
+        Err(StorageError::PathNotFound(_)) | Ok(()) => panic!("wrong credentials were accepted"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        message.contains("signed-bucket") && message.contains("SignatureDoesNotMatch"),
+        "{message}"
+    );
+}
+
+/// An S3 server that checks SigV4 signatures: s3s-fs over a directory, on a
+/// loopback port, with one bucket and the test's credentials; stops when
+/// dropped. (moto accepts any credentials.)
+struct SigningServer {
+    /// `http://127.0.0.1:port`
+    pub endpoint: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for SigningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl SigningServer {
+    async fn start(root: &std::path::Path, bucket: &str) -> SigningServer {
+        use hyper_util::rt::TokioIo;
+
+        std::fs::create_dir_all(root.join(bucket)).expect("bucket directory");
+        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
+        let mut service = s3s::service::S3ServiceBuilder::new(fs);
+        service.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = service.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(_) => return,
+                    },
+                    _ = &mut stopped => return,
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        SigningServer {
+            endpoint,
+            stop: Some(stop),
+        }
+    }
+
+    /// The `s3` driver's parameters for `bucket` on this server.
+    fn driver_parameters(&self, bucket: &str) -> Vec<(String, String)> {
+        common::s3::driver_parameters(&self.endpoint, bucket)
+    }
+}
