@@ -61,10 +61,7 @@ where
     let code = err.code().map(str::to_string);
     let detail = match err.message() {
         Some(message) => message.to_string(),
-        None => match (&err, status) {
-            (SdkError::ServiceError(_), Some(status)) => format!("HTTP status {status}"),
-            _ => DisplayErrorContext(&err).to_string(),
-        },
+        None => DisplayErrorContext(&err).to_string(),
     };
     let message = format!(
         "s3 bucket {bucket:?}: {op}: {}: {detail}",

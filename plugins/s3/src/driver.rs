@@ -7,10 +7,7 @@ use std::sync::OnceLock;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, ObjectCannedAcl, ObjectIdentifier, ServerSideEncryption,
-    StorageClass,
-};
+use aws_sdk_s3::types::{Delete, ObjectCannedAcl, ObjectIdentifier, ServerSideEncryption, StorageClass};
 use aws_sdk_s3::Client;
 
 use crate::berth::storage::types::InstanceModel;
@@ -21,6 +18,7 @@ use crate::exports::berth::storage::driver::{
 };
 use crate::params::{copy_ranges, encode_key, Config, MAX_CHUNK, MIN_CHUNK};
 use crate::raw::{self, encode_query, Failure};
+use crate::xml;
 
 /// What `init` set up; per-call instances build it once per call.
 pub struct State {
@@ -299,45 +297,57 @@ impl State {
         })
     }
 
+    /// CompleteMultipartUpload, by hand: moto 5.2 answers it (and
+    /// ListParts) with a document root the SDK refuses, and S3 may answer
+    /// 200 with an error document, which this checks for.
     fn complete(&self, key: &str, upload_id: &str, parts: &[Part]) -> Result<(), Failure> {
-        let completed = parts
-            .iter()
-            .map(|p| CompletedPart::builder().part_number(p.number).e_tag(&p.etag).build())
-            .collect();
-        let request = self
-            .client
-            .complete_multipart_upload()
-            .bucket(self.bucket())
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
-        block_on(request.send()).map_err(|e| failure(self.bucket(), "CompleteMultipartUpload", e))?;
+        let url = format!("{}?uploadId={}", self.config.object_url(key), encode_query(upload_id));
+        let body = xml::complete_body(parts.iter().map(|p| (p.number, p.etag.as_str())));
+        let headers = [("content-type", "application/xml".to_string())];
+        let mut response = raw::send(&self.config, "POST", &url, &headers, Some(body.as_bytes()))?;
+        if response.status != 200 {
+            return Err(response.into_failure(self.bucket(), "CompleteMultipartUpload"));
+        }
+        let answer = response.read_to_end();
+        let answer = String::from_utf8_lossy(&answer);
+        if let Some(code) = xml::blocks(&answer, "Error").first().and_then(|e| xml::text(e, "Code")) {
+            let detail = xml::text(&answer, "Message").unwrap_or_default();
+            return Err(Failure {
+                status: Some(200),
+                message: format!(
+                    "s3 bucket {:?}: CompleteMultipartUpload: {code}: {detail}",
+                    self.bucket()
+                ),
+                code: Some(code),
+            });
+        }
         Ok(())
     }
 
-    /// The parts uploaded so far to an upload in progress.
+    /// The parts uploaded so far to an upload in progress (ListParts by
+    /// hand, see [`State::complete`]).
     fn parts(&self, key: &str, upload_id: &str) -> Result<Vec<Part>, Failure> {
         let mut parts = Vec::new();
-        let mut marker = None;
+        let mut marker: Option<String> = None;
         loop {
-            let request = self
-                .client
-                .list_parts()
-                .bucket(self.bucket())
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.take());
-            let output = block_on(request.send()).map_err(|e| failure(self.bucket(), "ListParts", e))?;
-            for part in output.parts() {
-                parts.push(Part {
-                    number: part.part_number().unwrap_or(0),
-                    etag: part.e_tag().unwrap_or_default().to_string(),
-                    size: part.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                });
+            let mut url = format!("{}?uploadId={}", self.config.object_url(key), encode_query(upload_id));
+            if let Some(marker) = marker.take() {
+                url.push_str(&format!("&part-number-marker={}", encode_query(&marker)));
             }
-            match output.next_part_number_marker() {
-                Some(next) if output.is_truncated() == Some(true) => marker = Some(next.to_string()),
-                _ => break,
+            let mut response = raw::send(&self.config, "GET", &url, &[], None)?;
+            if response.status != 200 {
+                return Err(response.into_failure(self.bucket(), "ListParts"));
+            }
+            let answer = response.read_to_end();
+            let (page, next) = xml::list_parts_page(&String::from_utf8_lossy(&answer)).map_err(|e| Failure {
+                status: Some(200),
+                code: None,
+                message: format!("s3 bucket {:?}: ListParts: {e}", self.bucket()),
+            })?;
+            parts.extend(page.into_iter().map(|(number, etag, size)| Part { number, etag, size }));
+            match next {
+                Some(next) => marker = Some(next),
+                None => break,
             }
         }
         parts.sort_by_key(|p| p.number);
@@ -564,7 +574,10 @@ impl Guest for S3 {
             let output = block_on(request.send()).map_err(|e| backend(failure(state.bucket(), "ListObjectsV2", e)))?;
             let files = output.contents().iter().filter_map(|o| o.key());
             let dirs = output.common_prefixes().iter().filter_map(|p| p.prefix());
-            children.extend(files.chain(dirs).filter_map(|key| state.config.path_of(key)));
+            // A "directory marker" object named like the prefix is the
+            // directory itself, not a child.
+            let below = files.chain(dirs).filter(|key| *key != prefix);
+            children.extend(below.filter_map(|key| state.config.path_of(key)));
             match output.next_continuation_token() {
                 Some(next) if output.is_truncated() == Some(true) => token = Some(next.to_string()),
                 _ => break,
@@ -648,7 +661,16 @@ impl Guest for S3 {
     fn walk(path: String, start_after: Option<String>, limit: u32) -> Result<Vec<FileInfo>, Error> {
         let state = state()?;
         let prefix = state.config.dir_prefix(&path);
-        let mut after = start_after.as_deref().map(|p| state.config.key(p));
+        // A start-after ending in `/` (the host resuming after a
+        // directory) keeps it: "d/" sorts after "d-e", "d" before.
+        let mut after = start_after.as_deref().map(|p| {
+            let key = state.config.key(p);
+            if p.ends_with('/') {
+                format!("{key}/")
+            } else {
+                key
+            }
+        });
         let mut page = Vec::new();
         let limit = limit.max(1) as usize;
         while page.len() < limit {

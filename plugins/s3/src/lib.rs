@@ -17,6 +17,7 @@
 //! unit tested natively.
 
 pub mod params;
+pub mod xml;
 
 #[cfg(target_arch = "wasm32")]
 wit_bindgen::generate!({

@@ -25,6 +25,7 @@ use wasip2::http::types::{
 use wasip2::io::streams::StreamError;
 
 use crate::params::Config;
+use crate::xml;
 
 /// A failed request: the HTTP status when there was an answer, S3's error
 /// code from the body, and a readable message.
@@ -87,7 +88,7 @@ impl Response {
     }
 
     /// The whole (small) body, for error documents.
-    fn read_to_end(&mut self) -> Vec<u8> {
+    pub fn read_to_end(&mut self) -> Vec<u8> {
         let mut all = Vec::new();
         while let Ok(chunk) = self.read(64 << 10) {
             if chunk.is_empty() {
@@ -105,8 +106,8 @@ impl Response {
     pub fn into_failure(mut self, bucket: &str, op: &str) -> Failure {
         let body = self.read_to_end();
         let text = String::from_utf8_lossy(&body);
-        let code = xml_text(&text, "Code");
-        let detail = xml_text(&text, "Message").unwrap_or_else(|| format!("HTTP status {}", self.status));
+        let code = xml::text(&text, "Code");
+        let detail = xml::text(&text, "Message").unwrap_or_else(|| format!("HTTP status {}", self.status));
         Failure {
             status: Some(self.status),
             message: format!(
@@ -124,14 +125,6 @@ impl Drop for Response {
         self.stream.take();
         self.body.take();
     }
-}
-
-/// The text of the first `<tag>...</tag>` in `xml`.
-pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{tag}>"))? + start;
-    Some(xml[start..end].to_string())
 }
 
 /// Encodes a query value as SigV4 canonicalises it.
@@ -240,11 +233,19 @@ pub fn send(
     // full pipe.
     let future =
         outgoing_handler::handle(request, None).map_err(|e| Failure::transport(format!("{method} {url}: {e:?}")))?;
-    if let Some(data) = body {
-        write_body(&outgoing, data)
-            .map_err(|e| Failure::transport(format!("{method} {url}: sending the body: {e}")))?;
-    }
-    OutgoingBody::finish(outgoing, None).map_err(|e| Failure::transport(format!("{method} {url}: {e:?}")))?;
+    // A body the host stopped taking is reported after the answer, which
+    // usually says why (S3 may answer before reading everything).
+    let written = match body {
+        Some(data) => write_body(&outgoing, data),
+        None => Ok(()),
+    };
+    let finished = match written {
+        Ok(()) => OutgoingBody::finish(outgoing, None).map_err(|e| format!("{e:?}")),
+        Err(e) => {
+            drop(outgoing);
+            Err(e)
+        }
+    };
 
     let response = loop {
         match future.get() {
@@ -255,6 +256,11 @@ pub fn send(
         }
     };
     let status = response.status();
+    if let Err(e) = finished {
+        if status < 300 {
+            return Err(Failure::transport(format!("{method} {url}: sending the body: {e}")));
+        }
+    }
     let body = response.consume().map_err(|()| bad("response body"))?;
     let stream = body.stream().map_err(|()| bad("response stream"))?;
     Ok(Response {
@@ -272,7 +278,9 @@ fn write_body(body: &OutgoingBody, data: &[u8]) -> Result<(), String> {
     let mut rest = data;
     let result = (|| {
         while !rest.is_empty() {
-            let permitted = stream.check_write().map_err(|e| format!("{e:?}"))?;
+            let permitted = stream
+                .check_write()
+                .map_err(|e| format!("{e:?} after {} of {} bytes", data.len() - rest.len(), data.len()))?;
             if permitted == 0 {
                 stream.subscribe().block();
                 continue;
@@ -281,7 +289,12 @@ fn write_body(body: &OutgoingBody, data: &[u8]) -> Result<(), String> {
             stream.write(&rest[..n]).map_err(|e| format!("{e:?}"))?;
             rest = &rest[n..];
         }
-        stream.blocking_flush().map_err(|e| format!("{e:?}"))
+        // Closed here means the host has sent everything and let go of the
+        // body (a known Content-Length): not an error.
+        match stream.blocking_flush() {
+            Ok(()) | Err(StreamError::Closed) => Ok(()),
+            Err(e) => Err(format!("{e:?}")),
+        }
     })();
     drop(stream);
     result
