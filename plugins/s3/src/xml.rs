@@ -51,10 +51,13 @@ pub fn complete_body<'a>(parts: impl IntoIterator<Item = (i32, &'a str)>) -> Str
     body
 }
 
+/// A part as ListParts reports it: (number, ETag, size).
+pub type ListedPart = (i32, String, u64);
+
 /// One page of ListParts: (number, ETag, size) of each part, and the marker
 /// of the next page if there is one. Whatever the document's root is called
 /// (moto 5.2 says `ListPartsResponse`, S3 `ListPartsResult`).
-pub fn list_parts_page(xml: &str) -> Result<(Vec<(i32, String, u64)>, Option<String>), String> {
+pub fn list_parts_page(xml: &str) -> Result<(Vec<ListedPart>, Option<String>), String> {
     let mut parts = Vec::new();
     for part in blocks(xml, "Part") {
         let number = text(part, "PartNumber")
