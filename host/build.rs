@@ -13,6 +13,7 @@ const BUNDLED: &[(&str, &str)] = &[
     ("filesystem", "filesystem"),
     ("inmemory", "inmemory"),
     ("registry-rules", "registry_rules"),
+    ("s3", "s3"),
 ];
 
 fn main() {
@@ -32,6 +33,7 @@ fn main() {
         "../plugins/Cargo.lock",
         "../plugins/filesystem",
         "../plugins/inmemory",
+        "../plugins/s3",
         "../plugins/fixtures",
         "../plugins/validators",
     ] {
