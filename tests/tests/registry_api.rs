@@ -1,88 +1,50 @@
-//! The OCI distribution API end to end: the real router on 127.0.0.1 over the
-//! bundled filesystem driver, talked to with a real HTTP client.
+//! The OCI distribution API end to end: the real router on 127.0.0.1 over
+//! the bundled filesystem driver and over the bundled S3 driver (on moto),
+//! talked to with a real HTTP client. What a test expects in storage it
+//! checks in the backend itself (the files, the bucket), not through the
+//! plugin.
+//!
+//! Every test body below runs on both storages (`filesystem::NAME`,
+//! `s3::NAME`, see `on_every_storage!` at the end) except the one on the
+//! inmemory driver, which brings its own storage.
 
-use std::future::Future;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
 use berth::plugin::{PluginHost, PluginHostOptions};
-use berth::registry::{Registry, RegistryOptions};
-use berth::storage::{open_driver, StorageDriver};
+use berth::registry::RegistryOptions;
+use berth::storage::open_driver;
+use common::storage::{blob_data_path, repository_path, uploads_path};
+use common::{bounded, deletes_enabled, http, on_every_storage, sha256, Berth, TestStorage};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
+use std::time::Duration;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
-/// A registry served on loopback over a filesystem root.
+/// A registry served on loopback, and a client of it.
 struct Served {
     url: String,
     http: reqwest::Client,
-    registry: Registry,
-    server: tokio::task::JoinHandle<()>,
-    _host: PluginHost,
+    berth: Berth,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn filesystem(host: &PluginHost, root: &Path) -> Arc<dyn StorageDriver> {
-    let params = vec![("rootdirectory".to_string(), root.display().to_string())];
-    open_driver(host, "filesystem", params)
-        .await
-        .expect("filesystem driver")
-}
-
-async fn serve(root: &Path, options: RegistryOptions) -> Served {
-    let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
-    let driver = filesystem(&host, root).await;
-    serve_driver(host, driver, options).await
-}
-
-async fn serve_driver(host: PluginHost, driver: Arc<dyn StorageDriver>, options: RegistryOptions) -> Served {
-    let registry = Registry::new(driver, options);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let router = registry.router();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .no_proxy()
-        .build()
-        .expect("client");
-    Served {
-        url,
-        http,
-        registry,
-        server,
-        _host: host,
-    }
-}
-
-fn options() -> RegistryOptions {
-    RegistryOptions {
-        delete_enabled: true,
-        ..RegistryOptions::default()
-    }
-}
-
-/// Every test is bounded in time.
-async fn bounded<F: Future<Output = ()>>(test: F) {
-    tokio::time::timeout(Duration::from_secs(120), test)
-        .await
-        .expect("the test took longer than 2 minutes");
+/// A registry with a plugin host and driver instance of its own over
+/// `storage`.
+async fn serve(storage: &TestStorage, options: RegistryOptions) -> Served {
+    Served::new(Berth::serve_on(storage, options).await)
 }
 
 impl Served {
+    fn new(berth: Berth) -> Served {
+        Served {
+            url: format!("http://{}", berth.address),
+            http: http(),
+            berth,
+        }
+    }
+
     async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let url = if path.starts_with("http") {
@@ -142,10 +104,6 @@ impl Served {
     }
 }
 
-fn sha256(content: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(content)))
-}
-
 fn header(response: &Response, name: &str) -> String {
     response
         .headers()
@@ -192,902 +150,886 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn base_endpoint_and_unknown_paths() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let response = r.get("/v2/").await;
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(header(&response, "docker-distribution-api-version"), "registry/2.0");
-        assert_eq!(body_text(response).await, "{}");
-        assert_eq!(r.get("/v3/").await.status(), StatusCode::NOT_FOUND);
-        assert_eq!(r.get("/v2/a/nothing-here").await.status(), StatusCode::NOT_FOUND);
-        let (status, code) = error(r.send("POST", "/v2/a/tags/list", &[], Vec::new()).await).await;
-        assert_eq!((status, code.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"));
-    })
-    .await;
+async fn base_endpoint_and_unknown_paths(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let response = r.get("/v2/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "docker-distribution-api-version"), "registry/2.0");
+    assert_eq!(body_text(response).await, "{}");
+    assert_eq!(r.get("/v3/").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.get("/v2/a/nothing-here").await.status(), StatusCode::NOT_FOUND);
+    let (status, code) = error(r.send("POST", "/v2/a/tags/list", &[], Vec::new()).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn monolithic_upload_then_pull_with_ranges() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let content = pattern(100_000, 7);
-        let digest = sha256(&content);
-        let response = r
-            .send(
-                "POST",
-                &format!("/v2/lib/app/blobs/uploads/?digest={digest}"),
-                &[],
-                content.clone(),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        assert_eq!(header(&response, "location"), format!("/v2/lib/app/blobs/{digest}"));
-        assert_eq!(header(&response, "docker-content-digest"), digest);
-
-        // Exactly distribution's layout.
-        let hex = &digest[7..];
-        let data = root
-            .path()
-            .join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
-        assert_eq!(std::fs::read(&data).unwrap(), content);
-        let link = root.path().join(format!(
-            "docker/registry/v2/repositories/lib/app/_layers/sha256/{hex}/link"
-        ));
-        assert_eq!(std::fs::read_to_string(link).unwrap(), digest);
-        let uploads = root.path().join("docker/registry/v2/repositories/lib/app/_uploads");
-        assert_eq!(std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0), 0);
-
-        let response = r.get(&format!("/v2/lib/app/blobs/{digest}")).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(header(&response, "content-type"), "application/octet-stream");
-        assert_eq!(header(&response, "content-length"), "100000");
-        assert_eq!(header(&response, "docker-content-digest"), digest);
-        assert_eq!(response.bytes().await.unwrap().as_ref(), content.as_slice());
-
-        let response = r
-            .send("HEAD", &format!("/v2/lib/app/blobs/{digest}"), &[], Vec::new())
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(header(&response, "content-length"), "100000");
-        assert!(response.bytes().await.unwrap().is_empty());
-
-        let ranged = r
-            .send(
-                "GET",
-                &format!("/v2/lib/app/blobs/{digest}"),
-                &[("range", "bytes=10-19")],
-                Vec::new(),
-            )
-            .await;
-        assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
-        assert_eq!(header(&ranged, "content-range"), "bytes 10-19/100000");
-        assert_eq!(ranged.bytes().await.unwrap().as_ref(), &content[10..20]);
-        let suffix = r
-            .send(
-                "GET",
-                &format!("/v2/lib/app/blobs/{digest}"),
-                &[("range", "bytes=-5")],
-                Vec::new(),
-            )
-            .await;
-        assert_eq!(suffix.bytes().await.unwrap().as_ref(), &content[99_995..]);
-        let outside = r
-            .send(
-                "GET",
-                &format!("/v2/lib/app/blobs/{digest}"),
-                &[("range", "bytes=100000-")],
-                Vec::new(),
-            )
-            .await;
-        assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-        assert_eq!(header(&outside, "content-range"), "bytes */100000");
-
-        // Only a repository that links the blob serves it.
-        let (status, code) = error(r.get(&format!("/v2/other/blobs/{digest}")).await).await;
-        assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"));
-        let missing = sha256(b"never pushed");
-        let (status, code) = error(r.get(&format!("/v2/lib/app/blobs/{missing}")).await).await;
-        assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"));
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_upload_in_order_and_out_of_order() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        // Larger than the registry's 4 MiB write pieces, of odd sizes.
-        let first = pattern(9 * 1024 * 1024 + 3, 1);
-        let second = pattern(1000, 2);
-        let last = pattern(77, 3);
-        let whole: Vec<u8> = [first.clone(), second.clone(), last.clone()].concat();
-        let digest = sha256(&whole);
-
-        let started = r.send("POST", "/v2/chunky/blobs/uploads/", &[], Vec::new()).await;
-        assert_eq!(started.status(), StatusCode::ACCEPTED);
-        let location = header(&started, "location");
-        let id = header(&started, "docker-upload-uuid");
-        assert_eq!(location, format!("/v2/chunky/blobs/uploads/{id}"));
-        assert_eq!(header(&started, "range"), "0-0");
-        assert!(root
-            .path()
-            .join(format!(
-                "docker/registry/v2/repositories/chunky/_uploads/{id}/startedat"
-            ))
-            .is_file());
-
-        // A range that disagrees with the body's length (and would overflow).
-        let response = r
-            .send(
-                "PATCH",
-                &location,
-                &[("content-range", "0-18446744073709551615")],
-                vec![0; 5],
-            )
-            .await;
-        assert_eq!(
-            error(response).await,
-            (StatusCode::BAD_REQUEST, "SIZE_INVALID".to_string())
-        );
-
-        let range = format!("0-{}", first.len() - 1);
-        let response = r
-            .send(
-                "PATCH",
-                &location,
-                &[("content-range", &range), ("content-type", "application/octet-stream")],
-                first.clone(),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(header(&response, "range"), range);
-        let location = header(&response, "location");
-
-        // A chunk that does not start at the offset.
-        let response = r
-            .send("PATCH", &location, &[("content-range", "5-9")], vec![0; 5])
-            .await;
-        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-        assert_eq!(header(&response, "range"), range);
-        assert_eq!(error(response).await.1, "RANGE_INVALID");
-
-        let status = r.get(&location).await;
-        assert_eq!(status.status(), StatusCode::NO_CONTENT);
-        assert_eq!(header(&status, "range"), range);
-
-        // A streamed chunk, without Content-Range.
-        let response = r.send("PATCH", &location, &[], second.clone()).await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(
-            header(&response, "range"),
-            format!("0-{}", first.len() + second.len() - 1)
-        );
-
-        let response = r
-            .send("PUT", &format!("{location}?digest={digest}"), &[], last.clone())
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        assert_eq!(header(&response, "location"), format!("/v2/chunky/blobs/{digest}"));
-        assert_eq!(header(&response, "docker-content-digest"), digest);
-
-        let pulled = r.get(&format!("/v2/chunky/blobs/{digest}")).await;
-        assert_eq!(pulled.bytes().await.unwrap().len(), whole.len());
-        let (status, code) = error(r.get(&location).await).await;
-        assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"));
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn digest_mismatch_leaves_nothing_visible() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let content = b"these bytes".to_vec();
-        let claimed = sha256(b"other bytes");
-        let response = r
-            .send(
-                "POST",
-                &format!("/v2/m/blobs/uploads/?digest={claimed}"),
-                &[],
-                content.clone(),
-            )
-            .await;
-        assert_eq!(
-            error(response).await,
-            (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
-        );
-
-        let started = r.send("POST", "/v2/m/blobs/uploads/", &[], Vec::new()).await;
-        let location = header(&started, "location");
-        let response = r
-            .send("PUT", &format!("{location}?digest={claimed}"), &[], content.clone())
-            .await;
-        assert_eq!(
-            error(response).await,
-            (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
-        );
-        // The failed upload is gone (as distribution does): the client starts over.
-        assert_eq!(error(r.get(&location).await).await.1, "BLOB_UPLOAD_UNKNOWN");
-        let response = r.send("PUT", &location, &[], Vec::new()).await;
-        assert_eq!(error(response).await.1, "DIGEST_INVALID");
-
-        for digest in [claimed, sha256(&content)] {
-            assert_eq!(
-                r.get(&format!("/v2/m/blobs/{digest}")).await.status(),
-                StatusCode::NOT_FOUND
-            );
-            let hex = &digest[7..];
-            let data = root
-                .path()
-                .join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
-            assert!(!data.exists(), "{}", data.display());
-        }
-        // A digest the registry cannot verify.
-        let response = r
-            .send("POST", "/v2/m/blobs/uploads/?digest=md5:abc", &[], content)
-            .await;
-        assert_eq!(
-            error(response).await,
-            (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
-        );
-        let uploads = root.path().join("docker/registry/v2/repositories/m/_uploads");
-        assert_eq!(std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0), 0);
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_upload_is_gone() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let started = r.send("POST", "/v2/c/blobs/uploads/", &[], Vec::new()).await;
-        let location = header(&started, "location");
-        assert_eq!(
-            r.send("PATCH", &location, &[], vec![1; 10]).await.status(),
-            StatusCode::ACCEPTED
-        );
-        assert_eq!(
-            r.send("DELETE", &location, &[], Vec::new()).await.status(),
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(error(r.get(&location).await).await.1, "BLOB_UPLOAD_UNKNOWN");
-        assert_eq!(
-            error(r.send("PATCH", &location, &[], vec![1]).await).await.1,
-            "BLOB_UPLOAD_UNKNOWN"
-        );
-        assert_eq!(
-            error(r.get("/v2/c/blobs/uploads/not-an-upload").await).await,
-            (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN".to_string())
-        );
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cross_repository_mount() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let digest = r.push_blob("src", b"shared layer").await;
-        let response = r
-            .send(
-                "POST",
-                &format!("/v2/dst/blobs/uploads/?mount={digest}&from=src"),
-                &[],
-                Vec::new(),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        assert_eq!(header(&response, "location"), format!("/v2/dst/blobs/{digest}"));
-        assert_eq!(
-            r.get(&format!("/v2/dst/blobs/{digest}"))
-                .await
-                .bytes()
-                .await
-                .unwrap()
-                .as_ref(),
-            b"shared layer"
-        );
-        // Without `from`: the blob exists, so it is mounted all the same.
-        let response = r
-            .send(
-                "POST",
-                &format!("/v2/third/blobs/uploads/?mount={digest}"),
-                &[],
-                Vec::new(),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        // An unknown blob: a plain upload starts instead.
-        let unknown = sha256(b"nowhere");
-        let response = r
-            .send(
-                "POST",
-                &format!("/v2/dst/blobs/uploads/?mount={unknown}&from=src"),
-                &[],
-                Vec::new(),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert!(header(&response, "location").starts_with("/v2/dst/blobs/uploads/"));
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn manifests_by_tag_and_digest_keep_exact_bytes() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let manifest = r.image("a/b/c", "one").await;
-        let digest = sha256(&manifest);
-
-        let response = r.push_manifest("a/b/c", "v1", OCI_MANIFEST, &manifest).await;
-        assert_eq!(response.status(), StatusCode::CREATED, "{}", body_text(response).await);
-        assert_eq!(header(&response, "location"), format!("/v2/a/b/c/manifests/{digest}"));
-        assert_eq!(header(&response, "docker-content-digest"), digest);
-        assert_eq!(header(&response, "oci-subject"), "");
-
-        for reference in ["v1", digest.as_str()] {
-            let response = r.get(&format!("/v2/a/b/c/manifests/{reference}")).await;
-            assert_eq!(response.status(), StatusCode::OK);
-            assert_eq!(header(&response, "content-type"), OCI_MANIFEST);
-            assert_eq!(header(&response, "docker-content-digest"), digest);
-            assert_eq!(response.bytes().await.unwrap().as_ref(), manifest.as_slice());
-            let head = r
-                .send("HEAD", &format!("/v2/a/b/c/manifests/{reference}"), &[], Vec::new())
-                .await;
-            assert_eq!(head.status(), StatusCode::OK);
-            assert_eq!(header(&head, "content-length"), manifest.len().to_string());
-            assert_eq!(header(&head, "docker-content-digest"), digest);
-        }
-        let hex = &digest[7..];
-        let base = root.path().join("docker/registry/v2/repositories/a/b/c/_manifests");
-        assert_eq!(
-            std::fs::read_to_string(base.join("tags/v1/current/link")).unwrap(),
-            digest
-        );
-        assert!(base.join(format!("tags/v1/index/sha256/{hex}/link")).is_file());
-        assert!(base.join(format!("revisions/sha256/{hex}/link")).is_file());
-
-        // By digest; a Docker schema 2 manifest is served as one.
-        let config = r.push_blob("a/b/c", b"{}").await;
-        let docker = json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config, "size": 2},
-            "layers": []})
-        .to_string()
-        .into_bytes();
-        let docker_digest = sha256(&docker);
-        let response = r.push_manifest("a/b/c", &docker_digest, DOCKER_MANIFEST, &docker).await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let response = r.get(&format!("/v2/a/b/c/manifests/{docker_digest}")).await;
-        assert_eq!(header(&response, "content-type"), DOCKER_MANIFEST);
-
-        // An index of the two.
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len()},
-            {"mediaType": DOCKER_MANIFEST, "digest": docker_digest, "size": docker.len()}]})
-        .to_string()
-        .into_bytes();
-        assert_eq!(
-            r.push_manifest("a/b/c", "multi", OCI_INDEX, &index).await.status(),
-            StatusCode::CREATED
-        );
-        assert_eq!(
-            header(&r.get("/v2/a/b/c/manifests/multi").await, "content-type"),
-            OCI_INDEX
-        );
-
-        // Wrong digest in the URL, unknown tag, unknown digest.
-        let response = r.push_manifest("a/b/c", &sha256(b"x"), OCI_MANIFEST, &manifest).await;
-        assert_eq!(
-            error(response).await,
-            (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
-        );
-        assert_eq!(
-            error(r.get("/v2/a/b/c/manifests/nope").await).await,
-            (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN".to_string())
-        );
-        assert_eq!(
-            error(r.get(&format!("/v2/a/b/c/manifests/{}", sha256(b"y"))).await)
-                .await
-                .1,
-            "MANIFEST_UNKNOWN"
-        );
-        // Another repository does not see it.
-        assert_eq!(r.get("/v2/a/b/manifests/v1").await.status(), StatusCode::NOT_FOUND);
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn manifest_errors() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let config = r.push_blob("e", b"{}").await;
-        let missing = sha256(b"missing layer");
-        let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": missing, "size": 1}]})
-        .to_string();
-        let response = r.push_manifest("e", "t", OCI_MANIFEST, manifest.as_bytes()).await;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
-        assert_eq!(body["errors"][0]["detail"]["digest"], missing.as_str());
-
-        // A blob of another repository does not count.
-        let elsewhere = r.push_blob("other", b"layer").await;
-        let manifest = manifest.replace(&missing, &elsewhere);
-        assert_eq!(
-            error(r.push_manifest("e", "t", OCI_MANIFEST, manifest.as_bytes()).await)
-                .await
-                .1,
-            "MANIFEST_BLOB_UNKNOWN"
-        );
-        // An index of a manifest the repository lacks.
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
-            "manifests": [{"mediaType": OCI_MANIFEST, "digest": missing, "size": 1}]})
-        .to_string();
-        assert_eq!(
-            error(r.push_manifest("e", "i", OCI_INDEX, index.as_bytes()).await)
-                .await
-                .1,
-            "MANIFEST_BLOB_UNKNOWN"
-        );
-        for (bad, content_type) in [
-            ("{not json".to_string(), OCI_MANIFEST),
-            (
-                json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST}).to_string(),
-                OCI_MANIFEST,
-            ),
-            (json!({"schemaVersion": 2, "layers": []}).to_string(), "text/plain"),
-        ] {
-            assert_eq!(
-                error(r.push_manifest("e", "t", content_type, bad.as_bytes()).await).await,
-                (StatusCode::BAD_REQUEST, "MANIFEST_INVALID".to_string()),
-                "{bad}"
-            );
-        }
-        let huge = vec![b' '; 4 * 1024 * 1024 + 1];
-        let response = r.push_manifest("e", "t", OCI_MANIFEST, &huge).await;
-        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(r.get("/v2/e/manifests/t").await.status(), StatusCode::NOT_FOUND);
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn existing_docker_registry_root_is_served() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        // Written by hand, as docker-registry lays it out: a manifest without
-        // a mediaType field, a tag, and a layer.
-        let layer = b"old layer".to_vec();
-        let layer_digest = sha256(&layer);
-        let manifest = format!(
-            "{{\"schemaVersion\":2,\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\
-             \"digest\":\"{layer_digest}\",\"size\":9}},\"layers\":[]}}"
+async fn monolithic_upload_then_pull_with_ranges(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let content = pattern(100_000, 7);
+    let digest = sha256(&content);
+    let response = r
+        .send(
+            "POST",
+            &format!("/v2/lib/app/blobs/uploads/?digest={digest}"),
+            &[],
+            content.clone(),
         )
-        .into_bytes();
-        let digest = sha256(&manifest);
-        let v2 = root.path().join("docker/registry/v2");
-        let write = |path: String, content: &[u8]| {
-            let path = v2.join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, content).unwrap();
-        };
-        for (d, content) in [(&layer_digest, &layer), (&digest, &manifest)] {
-            let hex = &d[7..];
-            write(format!("blobs/sha256/{}/{hex}/data", &hex[..2]), content);
-        }
-        let repo = "repositories/old/image";
-        write(
-            format!("{repo}/_layers/sha256/{}/link", &layer_digest[7..]),
-            layer_digest.as_bytes(),
-        );
-        write(
-            format!("{repo}/_manifests/revisions/sha256/{}/link", &digest[7..]),
-            digest.as_bytes(),
-        );
-        write(format!("{repo}/_manifests/tags/latest/current/link"), digest.as_bytes());
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(header(&response, "location"), format!("/v2/lib/app/blobs/{digest}"));
+    assert_eq!(header(&response, "docker-content-digest"), digest);
 
-        let r = serve(root.path(), options()).await;
-        let response = r.get("/v2/old/image/manifests/latest").await;
+    // Exactly distribution's layout, in the backend itself.
+    assert_eq!(
+        storage.read(&blob_data_path(&digest)).await.as_deref(),
+        Some(content.as_slice())
+    );
+    let link = format!("{}/_layers/sha256/{}/link", repository_path("lib/app"), &digest[7..]);
+    assert_eq!(storage.read_text(&link).await, digest);
+    assert_eq!(
+        storage.paths_under(&uploads_path("lib/app")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(storage.multipart_uploads().await, Vec::<String>::new());
+
+    let response = r.get(&format!("/v2/lib/app/blobs/{digest}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), "application/octet-stream");
+    assert_eq!(header(&response, "content-length"), "100000");
+    assert_eq!(header(&response, "docker-content-digest"), digest);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), content.as_slice());
+
+    let response = r
+        .send("HEAD", &format!("/v2/lib/app/blobs/{digest}"), &[], Vec::new())
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-length"), "100000");
+    assert!(response.bytes().await.unwrap().is_empty());
+
+    let ranged = r
+        .send(
+            "GET",
+            &format!("/v2/lib/app/blobs/{digest}"),
+            &[("range", "bytes=10-19")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(header(&ranged, "content-range"), "bytes 10-19/100000");
+    assert_eq!(ranged.bytes().await.unwrap().as_ref(), &content[10..20]);
+    let suffix = r
+        .send(
+            "GET",
+            &format!("/v2/lib/app/blobs/{digest}"),
+            &[("range", "bytes=-5")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(suffix.bytes().await.unwrap().as_ref(), &content[99_995..]);
+    let outside = r
+        .send(
+            "GET",
+            &format!("/v2/lib/app/blobs/{digest}"),
+            &[("range", "bytes=100000-")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&outside, "content-range"), "bytes */100000");
+
+    // Only a repository that links the blob serves it.
+    let (status, code) = error(r.get(&format!("/v2/other/blobs/{digest}")).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"));
+    let missing = sha256(b"never pushed");
+    let (status, code) = error(r.get(&format!("/v2/lib/app/blobs/{missing}")).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"));
+}
+
+async fn chunked_upload_in_order_and_out_of_order(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    // Larger than the registry's 4 MiB write pieces, of odd sizes.
+    let first = pattern(9 * 1024 * 1024 + 3, 1);
+    let second = pattern(1000, 2);
+    let last = pattern(77, 3);
+    let whole: Vec<u8> = [first.clone(), second.clone(), last.clone()].concat();
+    let digest = sha256(&whole);
+
+    let started = r.send("POST", "/v2/chunky/blobs/uploads/", &[], Vec::new()).await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let location = header(&started, "location");
+    let id = header(&started, "docker-upload-uuid");
+    assert_eq!(location, format!("/v2/chunky/blobs/uploads/{id}"));
+    assert_eq!(header(&started, "range"), "0-0");
+    let started_at = format!("{}/{id}/startedat", uploads_path("chunky"));
+    assert!(storage.read(&started_at).await.is_some(), "{started_at}");
+
+    // A range that disagrees with the body's length (and would overflow).
+    let response = r
+        .send(
+            "PATCH",
+            &location,
+            &[("content-range", "0-18446744073709551615")],
+            vec![0; 5],
+        )
+        .await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::BAD_REQUEST, "SIZE_INVALID".to_string())
+    );
+
+    let range = format!("0-{}", first.len() - 1);
+    let response = r
+        .send(
+            "PATCH",
+            &location,
+            &[("content-range", &range), ("content-type", "application/octet-stream")],
+            first.clone(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&response, "range"), range);
+    let location = header(&response, "location");
+
+    // A chunk that does not start at the offset.
+    let response = r
+        .send("PATCH", &location, &[("content-range", "5-9")], vec![0; 5])
+        .await;
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&response, "range"), range);
+    assert_eq!(error(response).await.1, "RANGE_INVALID");
+
+    let status = r.get(&location).await;
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&status, "range"), range);
+
+    // A streamed chunk, without Content-Range.
+    let response = r.send("PATCH", &location, &[], second.clone()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        header(&response, "range"),
+        format!("0-{}", first.len() + second.len() - 1)
+    );
+
+    let response = r
+        .send("PUT", &format!("{location}?digest={digest}"), &[], last.clone())
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(header(&response, "location"), format!("/v2/chunky/blobs/{digest}"));
+    assert_eq!(header(&response, "docker-content-digest"), digest);
+
+    let pulled = r.get(&format!("/v2/chunky/blobs/{digest}")).await;
+    assert_eq!(pulled.bytes().await.unwrap().len(), whole.len());
+    let (status, code) = error(r.get(&location).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"));
+    let stored = storage.read(&blob_data_path(&digest)).await.expect("the blob's data");
+    assert!(stored == whole, "the stored blob differs from what was uploaded");
+    assert_eq!(storage.paths_under(&uploads_path("chunky")).await, Vec::<String>::new());
+    assert_eq!(storage.multipart_uploads().await, Vec::<String>::new());
+}
+
+/// Chunks smaller than S3's 5 MiB minimum part, each in a PATCH of its own
+/// (as `docker push` of a small layer, or a client with a small chunk size),
+/// the offset asked after each: nothing may be lost between them.
+async fn small_chunks_each_in_a_patch(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let chunks = [
+        pattern(1024 * 1024 + 5, 4),
+        pattern(5000, 5),
+        pattern(3 * 1024 * 1024, 6),
+        pattern(17, 7),
+    ];
+    let whole = chunks.concat();
+    let digest = sha256(&whole);
+    let started = r.send("POST", "/v2/small/blobs/uploads/", &[], Vec::new()).await;
+    let mut location = header(&started, "location");
+    let mut offset = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let range = format!("{offset}-{}", offset + chunk.len() - 1);
+        let response = r
+            .send("PATCH", &location, &[("content-range", &range)], chunk.clone())
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "chunk {i}");
+        offset += chunk.len();
+        assert_eq!(header(&response, "range"), format!("0-{}", offset - 1), "chunk {i}");
+        location = header(&response, "location");
+        let status = r.get(&location).await;
+        assert_eq!(header(&status, "range"), format!("0-{}", offset - 1), "after chunk {i}");
+    }
+    let response = r
+        .send("PUT", &format!("{location}?digest={digest}"), &[], Vec::new())
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", body_text(response).await);
+    let pulled = r.get(&format!("/v2/small/blobs/{digest}")).await;
+    assert!(pulled.bytes().await.unwrap() == whole, "the pulled blob differs");
+    let stored = storage.read(&blob_data_path(&digest)).await.expect("the blob's data");
+    assert!(stored == whole, "the stored blob differs from what was uploaded");
+    assert_eq!(storage.paths_under(&uploads_path("small")).await, Vec::<String>::new());
+    assert_eq!(storage.multipart_uploads().await, Vec::<String>::new());
+}
+
+async fn digest_mismatch_leaves_nothing_visible(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let content = b"these bytes".to_vec();
+    let claimed = sha256(b"other bytes");
+    let response = r
+        .send(
+            "POST",
+            &format!("/v2/m/blobs/uploads/?digest={claimed}"),
+            &[],
+            content.clone(),
+        )
+        .await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
+    );
+
+    let started = r.send("POST", "/v2/m/blobs/uploads/", &[], Vec::new()).await;
+    let location = header(&started, "location");
+    let response = r
+        .send("PUT", &format!("{location}?digest={claimed}"), &[], content.clone())
+        .await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
+    );
+    // The failed upload is gone (as distribution does): the client starts over.
+    assert_eq!(error(r.get(&location).await).await.1, "BLOB_UPLOAD_UNKNOWN");
+    let response = r.send("PUT", &location, &[], Vec::new()).await;
+    assert_eq!(error(response).await.1, "DIGEST_INVALID");
+
+    for digest in [claimed, sha256(&content)] {
+        assert_eq!(
+            r.get(&format!("/v2/m/blobs/{digest}")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        let data = blob_data_path(&digest);
+        assert_eq!(storage.read(&data).await, None, "{data}");
+    }
+    // A digest the registry cannot verify.
+    let response = r
+        .send("POST", "/v2/m/blobs/uploads/?digest=md5:abc", &[], content)
+        .await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
+    );
+    assert_eq!(storage.paths_under(&uploads_path("m")).await, Vec::<String>::new());
+    assert_eq!(
+        storage.paths_under("docker/registry/v2/blobs").await,
+        Vec::<String>::new()
+    );
+    // No part of the failed uploads lingers in the bucket (S3).
+    assert_eq!(storage.multipart_uploads().await, Vec::<String>::new());
+}
+
+async fn cancelled_upload_is_gone(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let started = r.send("POST", "/v2/c/blobs/uploads/", &[], Vec::new()).await;
+    let location = header(&started, "location");
+    assert_eq!(
+        r.send("PATCH", &location, &[], vec![1; 10]).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        r.send("DELETE", &location, &[], Vec::new()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(error(r.get(&location).await).await.1, "BLOB_UPLOAD_UNKNOWN");
+    assert_eq!(
+        error(r.send("PATCH", &location, &[], vec![1]).await).await.1,
+        "BLOB_UPLOAD_UNKNOWN"
+    );
+    assert_eq!(
+        error(r.get("/v2/c/blobs/uploads/not-an-upload").await).await,
+        (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN".to_string())
+    );
+    // Nothing of it is left in storage, nor a multipart upload (S3).
+    assert_eq!(storage.paths_under(&uploads_path("c")).await, Vec::<String>::new());
+    assert_eq!(
+        storage.paths_under("docker/registry/v2/blobs").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(storage.multipart_uploads().await, Vec::<String>::new());
+}
+
+async fn cross_repository_mount(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let digest = r.push_blob("src", b"shared layer").await;
+    let response = r
+        .send(
+            "POST",
+            &format!("/v2/dst/blobs/uploads/?mount={digest}&from=src"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(header(&response, "location"), format!("/v2/dst/blobs/{digest}"));
+    assert_eq!(
+        r.get(&format!("/v2/dst/blobs/{digest}"))
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        b"shared layer"
+    );
+    // Without `from`: the blob exists, so it is mounted all the same.
+    let response = r
+        .send(
+            "POST",
+            &format!("/v2/third/blobs/uploads/?mount={digest}"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // An unknown blob: a plain upload starts instead.
+    let unknown = sha256(b"nowhere");
+    let response = r
+        .send(
+            "POST",
+            &format!("/v2/dst/blobs/uploads/?mount={unknown}&from=src"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(header(&response, "location").starts_with("/v2/dst/blobs/uploads/"));
+}
+
+async fn manifests_by_tag_and_digest_keep_exact_bytes(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let manifest = r.image("a/b/c", "one").await;
+    let digest = sha256(&manifest);
+
+    let response = r.push_manifest("a/b/c", "v1", OCI_MANIFEST, &manifest).await;
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", body_text(response).await);
+    assert_eq!(header(&response, "location"), format!("/v2/a/b/c/manifests/{digest}"));
+    assert_eq!(header(&response, "docker-content-digest"), digest);
+    assert_eq!(header(&response, "oci-subject"), "");
+
+    for reference in ["v1", digest.as_str()] {
+        let response = r.get(&format!("/v2/a/b/c/manifests/{reference}")).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(header(&response, "content-type"), OCI_MANIFEST);
         assert_eq!(header(&response, "docker-content-digest"), digest);
         assert_eq!(response.bytes().await.unwrap().as_ref(), manifest.as_slice());
-        let blob = r.get(&format!("/v2/old/image/blobs/{layer_digest}")).await;
-        assert_eq!(blob.bytes().await.unwrap().as_ref(), layer.as_slice());
-        let catalog: Value = r.get("/v2/_catalog").await.json().await.unwrap();
-        assert_eq!(catalog["repositories"], json!(["old/image"]));
-        let tags: Value = r.get("/v2/old/image/tags/list").await.json().await.unwrap();
-        assert_eq!(tags, json!({"name": "old/image", "tags": ["latest"]}));
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tags_and_catalog_paginate_with_link() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let manifest = r.image("pag", "x").await;
-        for tag in ["t3", "t1", "t5", "t2", "t4"] {
-            assert_eq!(
-                r.push_manifest("pag", tag, OCI_MANIFEST, &manifest).await.status(),
-                StatusCode::CREATED
-            );
-        }
-        let all: Value = r.get("/v2/pag/tags/list").await.json().await.unwrap();
-        assert_eq!(all, json!({"name": "pag", "tags": ["t1", "t2", "t3", "t4", "t5"]}));
-
-        let mut next = Some("/v2/pag/tags/list?n=2".to_string());
-        let mut pages = Vec::new();
-        while let Some(path) = next.take() {
-            let response = r.get(&path).await;
-            assert_eq!(response.status(), StatusCode::OK);
-            let link = header(&response, "link");
-            if !link.is_empty() {
-                assert!(link.ends_with(">; rel=\"next\""), "{link}");
-                next = Some(link[1..link.find('>').unwrap()].to_string());
-            }
-            let page: Value = response.json().await.unwrap();
-            pages.push(page["tags"].clone());
-        }
-        assert_eq!(pages, vec![json!(["t1", "t2"]), json!(["t3", "t4"]), json!(["t5"])]);
-        let after: Value = r.get("/v2/pag/tags/list?last=t4").await.json().await.unwrap();
-        assert_eq!(after["tags"], json!(["t5"]));
-        assert_eq!(
-            error(r.get("/v2/nobody/tags/list").await).await,
-            (StatusCode::NOT_FOUND, "NAME_UNKNOWN".to_string())
-        );
-        assert_eq!(
-            error(r.get("/v2/pag/tags/list?n=x").await).await.0,
-            StatusCode::BAD_REQUEST
-        );
-
-        for name in ["zeta", "alpha/one", "alpha/one/deeper", "mid-dle"] {
-            r.push_blob(name, b"something").await;
-        }
-        // An upload in progress alone does not make a repository.
-        let started = r
-            .send("POST", "/v2/only-uploading/blobs/uploads/", &[], Vec::new())
+        let head = r
+            .send("HEAD", &format!("/v2/a/b/c/manifests/{reference}"), &[], Vec::new())
             .await;
-        assert_eq!(started.status(), StatusCode::ACCEPTED);
-        let catalog: Value = r.get("/v2/_catalog").await.json().await.unwrap();
-        assert_eq!(
-            catalog["repositories"],
-            json!(["alpha/one", "alpha/one/deeper", "mid-dle", "pag", "zeta"])
-        );
-        let response = r.get("/v2/_catalog?n=2").await;
-        assert_eq!(
-            header(&response, "link"),
-            "</v2/_catalog?n=2&last=alpha/one/deeper>; rel=\"next\""
-        );
-        let first: Value = response.json().await.unwrap();
-        assert_eq!(first["repositories"], json!(["alpha/one", "alpha/one/deeper"]));
-        let response = r.get("/v2/_catalog?n=2&last=pag").await;
-        assert_eq!(header(&response, "link"), "");
-        let rest: Value = response.json().await.unwrap();
-        assert_eq!(rest["repositories"], json!(["zeta"]));
-    })
-    .await;
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(header(&head, "content-length"), manifest.len().to_string());
+        assert_eq!(header(&head, "docker-content-digest"), digest);
+    }
+    let hex = &digest[7..];
+    let base = format!("{}/_manifests", repository_path("a/b/c"));
+    assert_eq!(storage.read_text(&format!("{base}/tags/v1/current/link")).await, digest);
+    for link in [
+        format!("{base}/tags/v1/index/sha256/{hex}/link"),
+        format!("{base}/revisions/sha256/{hex}/link"),
+    ] {
+        assert_eq!(storage.read_text(&link).await, digest, "{link}");
+    }
+    assert_eq!(
+        storage.read(&blob_data_path(&digest)).await.as_deref(),
+        Some(manifest.as_slice())
+    );
+
+    // By digest; a Docker schema 2 manifest is served as one.
+    let config = r.push_blob("a/b/c", b"{}").await;
+    let docker = json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config, "size": 2},
+        "layers": []})
+    .to_string()
+    .into_bytes();
+    let docker_digest = sha256(&docker);
+    let response = r.push_manifest("a/b/c", &docker_digest, DOCKER_MANIFEST, &docker).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = r.get(&format!("/v2/a/b/c/manifests/{docker_digest}")).await;
+    assert_eq!(header(&response, "content-type"), DOCKER_MANIFEST);
+
+    // An index of the two.
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len()},
+        {"mediaType": DOCKER_MANIFEST, "digest": docker_digest, "size": docker.len()}]})
+    .to_string()
+    .into_bytes();
+    assert_eq!(
+        r.push_manifest("a/b/c", "multi", OCI_INDEX, &index).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        header(&r.get("/v2/a/b/c/manifests/multi").await, "content-type"),
+        OCI_INDEX
+    );
+
+    // Wrong digest in the URL, unknown tag, unknown digest.
+    let response = r.push_manifest("a/b/c", &sha256(b"x"), OCI_MANIFEST, &manifest).await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
+    );
+    assert_eq!(
+        error(r.get("/v2/a/b/c/manifests/nope").await).await,
+        (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN".to_string())
+    );
+    assert_eq!(
+        error(r.get(&format!("/v2/a/b/c/manifests/{}", sha256(b"y"))).await)
+            .await
+            .1,
+        "MANIFEST_UNKNOWN"
+    );
+    // Another repository does not see it.
+    assert_eq!(r.get("/v2/a/b/manifests/v1").await.status(), StatusCode::NOT_FOUND);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn referrers_with_and_without_filter() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let image = r.image("ref", "subject").await;
-        let subject = sha256(&image);
+async fn manifest_errors(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let config = r.push_blob("e", b"{}").await;
+    let missing = sha256(b"missing layer");
+    let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": missing, "size": 1}]})
+    .to_string();
+    let response = r.push_manifest("e", "t", OCI_MANIFEST, manifest.as_bytes()).await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
+    assert_eq!(body["errors"][0]["detail"]["digest"], missing.as_str());
+
+    // A blob of another repository does not count.
+    let elsewhere = r.push_blob("other", b"layer").await;
+    let manifest = manifest.replace(&missing, &elsewhere);
+    assert_eq!(
+        error(r.push_manifest("e", "t", OCI_MANIFEST, manifest.as_bytes()).await)
+            .await
+            .1,
+        "MANIFEST_BLOB_UNKNOWN"
+    );
+    // An index of a manifest the repository lacks.
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": missing, "size": 1}]})
+    .to_string();
+    assert_eq!(
+        error(r.push_manifest("e", "i", OCI_INDEX, index.as_bytes()).await)
+            .await
+            .1,
+        "MANIFEST_BLOB_UNKNOWN"
+    );
+    for (bad, content_type) in [
+        ("{not json".to_string(), OCI_MANIFEST),
+        (
+            json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST}).to_string(),
+            OCI_MANIFEST,
+        ),
+        (json!({"schemaVersion": 2, "layers": []}).to_string(), "text/plain"),
+    ] {
         assert_eq!(
-            r.push_manifest("ref", "v1", OCI_MANIFEST, &image).await.status(),
+            error(r.push_manifest("e", "t", content_type, bad.as_bytes()).await).await,
+            (StatusCode::BAD_REQUEST, "MANIFEST_INVALID".to_string()),
+            "{bad}"
+        );
+    }
+    let huge = vec![b' '; 4 * 1024 * 1024 + 1];
+    let response = r.push_manifest("e", "t", OCI_MANIFEST, &huge).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.get("/v2/e/manifests/t").await.status(), StatusCode::NOT_FOUND);
+}
+
+/// A filesystem root or a bucket that docker-registry filled is served as it is.
+async fn existing_docker_registry_root_is_served(storage: TestStorage) {
+    // Written straight into the backend, as docker-registry lays it out: a
+    // manifest without a mediaType field, a tag, and a layer.
+    let layer = b"old layer".to_vec();
+    let layer_digest = sha256(&layer);
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\
+         \"digest\":\"{layer_digest}\",\"size\":9}},\"layers\":[]}}"
+    )
+    .into_bytes();
+    let digest = sha256(&manifest);
+    for (d, content) in [(&layer_digest, &layer), (&digest, &manifest)] {
+        storage.write(&blob_data_path(d), content).await;
+    }
+    let repo = repository_path("old/image");
+    for (path, content) in [
+        (
+            format!("{repo}/_layers/sha256/{}/link", &layer_digest[7..]),
+            &layer_digest,
+        ),
+        (
+            format!("{repo}/_manifests/revisions/sha256/{}/link", &digest[7..]),
+            &digest,
+        ),
+        (format!("{repo}/_manifests/tags/latest/current/link"), &digest),
+    ] {
+        storage.write(&path, content.as_bytes()).await;
+    }
+
+    let r = serve(&storage, deletes_enabled()).await;
+    let response = r.get("/v2/old/image/manifests/latest").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), OCI_MANIFEST);
+    assert_eq!(header(&response, "docker-content-digest"), digest);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    let blob = r.get(&format!("/v2/old/image/blobs/{layer_digest}")).await;
+    assert_eq!(blob.bytes().await.unwrap().as_ref(), layer.as_slice());
+    let catalog: Value = r.get("/v2/_catalog").await.json().await.unwrap();
+    assert_eq!(catalog["repositories"], json!(["old/image"]));
+    let tags: Value = r.get("/v2/old/image/tags/list").await.json().await.unwrap();
+    assert_eq!(tags, json!({"name": "old/image", "tags": ["latest"]}));
+}
+
+async fn tags_and_catalog_paginate_with_link(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let manifest = r.image("pag", "x").await;
+    for tag in ["t3", "t1", "t5", "t2", "t4"] {
+        assert_eq!(
+            r.push_manifest("pag", tag, OCI_MANIFEST, &manifest).await.status(),
             StatusCode::CREATED
         );
-        let empty = r.push_blob("ref", b"{}").await;
-        let mut referrers = Vec::new();
-        for (artifact_type, note) in [
-            ("application/vnd.example.sig", "a"),
-            ("application/vnd.example.sbom", "b"),
-        ] {
-            let artifact = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-                "layers": [],
-                "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": image.len()},
-                "annotations": {"note": note}})
-            .to_string()
-            .into_bytes();
-            let digest = sha256(&artifact);
-            let response = r.push_manifest("ref", &digest, OCI_MANIFEST, &artifact).await;
-            assert_eq!(response.status(), StatusCode::CREATED);
-            assert_eq!(header(&response, "oci-subject"), subject);
-            referrers.push((digest, artifact.len(), artifact_type));
-        }
+    }
+    let all: Value = r.get("/v2/pag/tags/list").await.json().await.unwrap();
+    assert_eq!(all, json!({"name": "pag", "tags": ["t1", "t2", "t3", "t4", "t5"]}));
 
-        let response = r.get(&format!("/v2/ref/referrers/{subject}")).await;
+    let mut next = Some("/v2/pag/tags/list?n=2".to_string());
+    let mut pages = Vec::new();
+    while let Some(path) = next.take() {
+        let response = r.get(&path).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(header(&response, "content-type"), OCI_INDEX);
-        assert_eq!(header(&response, "oci-filters-applied"), "");
-        let index: Value = response.json().await.unwrap();
-        assert_eq!(index["schemaVersion"], 2);
-        assert_eq!(index["mediaType"], OCI_INDEX);
-        let mut found: Vec<(String, u64, String)> = index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| {
-                assert_eq!(d["mediaType"], OCI_MANIFEST);
-                (
-                    d["digest"].as_str().unwrap().to_string(),
-                    d["size"].as_u64().unwrap(),
-                    d["artifactType"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        found.sort();
-        let mut expected: Vec<(String, u64, String)> = referrers
-            .iter()
-            .map(|(d, len, t)| (d.clone(), *len as u64, t.to_string()))
-            .collect();
-        expected.sort();
-        assert_eq!(found, expected);
+        let link = header(&response, "link");
+        if !link.is_empty() {
+            assert!(link.ends_with(">; rel=\"next\""), "{link}");
+            next = Some(link[1..link.find('>').unwrap()].to_string());
+        }
+        let page: Value = response.json().await.unwrap();
+        pages.push(page["tags"].clone());
+    }
+    assert_eq!(pages, vec![json!(["t1", "t2"]), json!(["t3", "t4"]), json!(["t5"])]);
+    let after: Value = r.get("/v2/pag/tags/list?last=t4").await.json().await.unwrap();
+    assert_eq!(after["tags"], json!(["t5"]));
+    assert_eq!(
+        error(r.get("/v2/nobody/tags/list").await).await,
+        (StatusCode::NOT_FOUND, "NAME_UNKNOWN".to_string())
+    );
+    assert_eq!(
+        error(r.get("/v2/pag/tags/list?n=x").await).await.0,
+        StatusCode::BAD_REQUEST
+    );
 
-        let response = r
-            .get(&format!(
-                "/v2/ref/referrers/{subject}?artifactType=application/vnd.example.sbom"
-            ))
-            .await;
-        assert_eq!(header(&response, "oci-filters-applied"), "artifactType");
-        let index: Value = response.json().await.unwrap();
-        let manifests = index["manifests"].as_array().unwrap();
-        assert_eq!(manifests.len(), 1);
-        assert_eq!(manifests[0]["annotations"]["note"], "b");
-
-        let nothing: Value = r
-            .get(&format!("/v2/ref/referrers/{}", sha256(b"z")))
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(nothing["manifests"], json!([]));
-        assert_eq!(
-            error(r.get("/v2/ref/referrers/sha256:short").await).await,
-            (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
-        );
-    })
-    .await;
+    for name in ["zeta", "alpha/one", "alpha/one/deeper", "mid-dle"] {
+        r.push_blob(name, b"something").await;
+    }
+    // An upload in progress alone does not make a repository.
+    let started = r
+        .send("POST", "/v2/only-uploading/blobs/uploads/", &[], Vec::new())
+        .await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let catalog: Value = r.get("/v2/_catalog").await.json().await.unwrap();
+    assert_eq!(
+        catalog["repositories"],
+        json!(["alpha/one", "alpha/one/deeper", "mid-dle", "pag", "zeta"])
+    );
+    let response = r.get("/v2/_catalog?n=2").await;
+    assert_eq!(
+        header(&response, "link"),
+        "</v2/_catalog?n=2&last=alpha/one/deeper>; rel=\"next\""
+    );
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["repositories"], json!(["alpha/one", "alpha/one/deeper"]));
+    let response = r.get("/v2/_catalog?n=2&last=pag").await;
+    assert_eq!(header(&response, "link"), "");
+    let rest: Value = response.json().await.unwrap();
+    assert_eq!(rest["repositories"], json!(["zeta"]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletes_of_tags_manifests_and_blobs() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let manifest = r.image("del", "d").await;
-        let digest = sha256(&manifest);
-        for tag in ["keep", "drop", "also"] {
-            r.push_manifest("del", tag, OCI_MANIFEST, &manifest).await;
-        }
-        // By tag: the tag only.
-        let response = r.send("DELETE", "/v2/del/manifests/drop", &[], Vec::new()).await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(r.get("/v2/del/manifests/drop").await.status(), StatusCode::NOT_FOUND);
-        assert_eq!(
-            r.get(&format!("/v2/del/manifests/{digest}")).await.status(),
-            StatusCode::OK
-        );
-        let tags: Value = r.get("/v2/del/tags/list").await.json().await.unwrap();
-        assert_eq!(tags["tags"], json!(["also", "keep"]));
-        // By digest: the manifest and the tags on it.
-        let response = r
-            .send("DELETE", &format!("/v2/del/manifests/{digest}"), &[], Vec::new())
-            .await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(
-            r.get(&format!("/v2/del/manifests/{digest}")).await.status(),
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(r.get("/v2/del/manifests/keep").await.status(), StatusCode::NOT_FOUND);
-        let response = r
-            .send("DELETE", &format!("/v2/del/manifests/{digest}"), &[], Vec::new())
-            .await;
-        assert_eq!(error(response).await.1, "MANIFEST_UNKNOWN");
+async fn referrers_with_and_without_filter(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let image = r.image("ref", "subject").await;
+    let subject = sha256(&image);
+    assert_eq!(
+        r.push_manifest("ref", "v1", OCI_MANIFEST, &image).await.status(),
+        StatusCode::CREATED
+    );
+    let empty = r.push_blob("ref", b"{}").await;
+    let mut referrers = Vec::new();
+    for (artifact_type, note) in [
+        ("application/vnd.example.sig", "a"),
+        ("application/vnd.example.sbom", "b"),
+    ] {
+        let artifact = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": image.len()},
+            "annotations": {"note": note}})
+        .to_string()
+        .into_bytes();
+        let digest = sha256(&artifact);
+        let response = r.push_manifest("ref", &digest, OCI_MANIFEST, &artifact).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(header(&response, "oci-subject"), subject);
+        referrers.push((digest, artifact.len(), artifact_type));
+    }
 
-        let blob = r.push_blob("del", b"a blob to delete").await;
-        let response = r
-            .send("DELETE", &format!("/v2/del/blobs/{blob}"), &[], Vec::new())
-            .await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(
-            r.get(&format!("/v2/del/blobs/{blob}")).await.status(),
-            StatusCode::NOT_FOUND
-        );
-        let response = r
-            .send("DELETE", &format!("/v2/del/blobs/{blob}"), &[], Vec::new())
-            .await;
+    let response = r.get(&format!("/v2/ref/referrers/{subject}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), OCI_INDEX);
+    assert_eq!(header(&response, "oci-filters-applied"), "");
+    let index: Value = response.json().await.unwrap();
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    let mut found: Vec<(String, u64, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d["mediaType"], OCI_MANIFEST);
+            (
+                d["digest"].as_str().unwrap().to_string(),
+                d["size"].as_u64().unwrap(),
+                d["artifactType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    let mut expected: Vec<(String, u64, String)> = referrers
+        .iter()
+        .map(|(d, len, t)| (d.clone(), *len as u64, t.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected);
+
+    let response = r
+        .get(&format!(
+            "/v2/ref/referrers/{subject}?artifactType=application/vnd.example.sbom"
+        ))
+        .await;
+    assert_eq!(header(&response, "oci-filters-applied"), "artifactType");
+    let index: Value = response.json().await.unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 1);
+    assert_eq!(manifests[0]["annotations"]["note"], "b");
+
+    let nothing: Value = r
+        .get(&format!("/v2/ref/referrers/{}", sha256(b"z")))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nothing["manifests"], json!([]));
+    assert_eq!(
+        error(r.get("/v2/ref/referrers/sha256:short").await).await,
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string())
+    );
+}
+
+async fn deletes_of_tags_manifests_and_blobs(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let manifest = r.image("del", "d").await;
+    let digest = sha256(&manifest);
+    for tag in ["keep", "drop", "also"] {
+        r.push_manifest("del", tag, OCI_MANIFEST, &manifest).await;
+    }
+    // By tag: the tag only.
+    let response = r.send("DELETE", "/v2/del/manifests/drop", &[], Vec::new()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(r.get("/v2/del/manifests/drop").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.get(&format!("/v2/del/manifests/{digest}")).await.status(),
+        StatusCode::OK
+    );
+    let tags: Value = r.get("/v2/del/tags/list").await.json().await.unwrap();
+    assert_eq!(tags["tags"], json!(["also", "keep"]));
+    // By digest: the manifest and the tags on it.
+    let response = r
+        .send("DELETE", &format!("/v2/del/manifests/{digest}"), &[], Vec::new())
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        r.get(&format!("/v2/del/manifests/{digest}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(r.get("/v2/del/manifests/keep").await.status(), StatusCode::NOT_FOUND);
+    let response = r
+        .send("DELETE", &format!("/v2/del/manifests/{digest}"), &[], Vec::new())
+        .await;
+    assert_eq!(error(response).await.1, "MANIFEST_UNKNOWN");
+
+    let blob = r.push_blob("del", b"a blob to delete").await;
+    let response = r
+        .send("DELETE", &format!("/v2/del/blobs/{blob}"), &[], Vec::new())
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        r.get(&format!("/v2/del/blobs/{blob}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let response = r
+        .send("DELETE", &format!("/v2/del/blobs/{blob}"), &[], Vec::new())
+        .await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::NOT_FOUND, "BLOB_UNKNOWN".to_string())
+    );
+}
+
+async fn deletes_disabled_and_read_only_mode(storage: TestStorage) {
+    let r = serve(&storage, RegistryOptions::default()).await;
+    let manifest = r.image("ro", "r").await;
+    r.push_manifest("ro", "v1", OCI_MANIFEST, &manifest).await;
+    let blob = r.push_blob("ro", b"blob").await;
+    for path in ["/v2/ro/manifests/v1".to_string(), format!("/v2/ro/blobs/{blob}")] {
+        let response = r.send("DELETE", &path, &[], Vec::new()).await;
         assert_eq!(
             error(response).await,
-            (StatusCode::NOT_FOUND, "BLOB_UNKNOWN".to_string())
+            (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED".to_string())
         );
-    })
-    .await;
+    }
+    assert_eq!(r.get("/v2/ro/manifests/v1").await.status(), StatusCode::OK);
+    drop(r);
+
+    let read_only = RegistryOptions {
+        read_only: true,
+        delete_enabled: true,
+        ..RegistryOptions::default()
+    };
+    let r = serve(&storage, read_only).await;
+    assert_eq!(r.get("/v2/ro/manifests/v1").await.status(), StatusCode::OK);
+    assert_eq!(r.get(&format!("/v2/ro/blobs/{blob}")).await.status(), StatusCode::OK);
+    for (method, path) in [
+        ("POST", "/v2/ro/blobs/uploads/".to_string()),
+        ("PUT", "/v2/ro/manifests/v2".to_string()),
+        ("DELETE", "/v2/ro/manifests/v1".to_string()),
+        ("PATCH", "/v2/ro/blobs/uploads/abc".to_string()),
+    ] {
+        let response = r.send(method, &path, &[], Vec::new()).await;
+        assert_eq!(
+            error(response).await,
+            (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED".to_string()),
+            "{method} {path}"
+        );
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletes_disabled_and_read_only_mode() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), RegistryOptions::default()).await;
-        let manifest = r.image("ro", "r").await;
-        r.push_manifest("ro", "v1", OCI_MANIFEST, &manifest).await;
-        let blob = r.push_blob("ro", b"blob").await;
-        for path in ["/v2/ro/manifests/v1".to_string(), format!("/v2/ro/blobs/{blob}")] {
-            let response = r.send("DELETE", &path, &[], Vec::new()).await;
-            assert_eq!(
-                error(response).await,
-                (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED".to_string())
-            );
-        }
-        assert_eq!(r.get("/v2/ro/manifests/v1").await.status(), StatusCode::OK);
-        drop(r);
-
-        let read_only = RegistryOptions {
-            read_only: true,
-            delete_enabled: true,
-            ..RegistryOptions::default()
-        };
-        let r = serve(root.path(), read_only).await;
-        assert_eq!(r.get("/v2/ro/manifests/v1").await.status(), StatusCode::OK);
-        assert_eq!(r.get(&format!("/v2/ro/blobs/{blob}")).await.status(), StatusCode::OK);
-        for (method, path) in [
-            ("POST", "/v2/ro/blobs/uploads/".to_string()),
-            ("PUT", "/v2/ro/manifests/v2".to_string()),
-            ("DELETE", "/v2/ro/manifests/v1".to_string()),
-            ("PATCH", "/v2/ro/blobs/uploads/abc".to_string()),
-        ] {
-            let response = r.send(method, &path, &[], Vec::new()).await;
-            assert_eq!(
-                error(response).await,
-                (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED".to_string()),
-                "{method} {path}"
-            );
-        }
-    })
-    .await;
+async fn invalid_names_tags_and_digests_are_400(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let long = "a".repeat(256);
+    let good = sha256(b"g");
+    let cases = [
+        ("GET", "/v2/Upper/tags/list".to_string(), "NAME_INVALID"),
+        ("POST", "/v2/a__-b/blobs/uploads/".to_string(), "NAME_INVALID"),
+        ("GET", format!("/v2/{long}/tags/list"), "NAME_INVALID"),
+        ("GET", format!("/v2/-a/blobs/{good}"), "NAME_INVALID"),
+        ("GET", "/v2/a/manifests/.hidden".to_string(), "TAG_INVALID"),
+        ("PUT", format!("/v2/a/manifests/{}", "t".repeat(129)), "TAG_INVALID"),
+        ("GET", "/v2/a/blobs/sha256:1234".to_string(), "DIGEST_INVALID"),
+        (
+            "GET",
+            format!("/v2/a/blobs/sha256:{}", "G".repeat(64)),
+            "DIGEST_INVALID",
+        ),
+        ("GET", format!("/v2/a/blobs/md5:{}", "0".repeat(32)), "DIGEST_INVALID"),
+        ("GET", "/v2/a/manifests/sha256:zz".to_string(), "DIGEST_INVALID"),
+        (
+            "PUT",
+            "/v2/a/blobs/uploads/some-id?digest=sha256:00".to_string(),
+            "DIGEST_INVALID",
+        ),
+    ];
+    for (method, path, code) in cases {
+        let response = r.send(method, &path, &[], Vec::new()).await;
+        assert_eq!(
+            error(response).await,
+            (StatusCode::BAD_REQUEST, code.to_string()),
+            "{method} {path}"
+        );
+    }
+    // Paths an HTTP client would normalise, sent as they are.
+    for path in [
+        "/v2/a/%2e%2e/b/tags/list",
+        "/v2/a/../b/tags/list",
+        "/v2/a/..%2fb/manifests/x",
+        "/v2/a/./b/manifests/x",
+    ] {
+        let (status, body) = raw_get(&r.url, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("NAME_INVALID"), "{path}: {body}");
+    }
+    // Nothing reached storage.
+    assert_eq!(storage.paths_under("docker/registry/v2").await, Vec::<String>::new());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_names_tags_and_digests_are_400() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let long = "a".repeat(256);
-        let good = sha256(b"g");
-        let cases = [
-            ("GET", "/v2/Upper/tags/list".to_string(), "NAME_INVALID"),
-            ("POST", "/v2/a__-b/blobs/uploads/".to_string(), "NAME_INVALID"),
-            ("GET", format!("/v2/{long}/tags/list"), "NAME_INVALID"),
-            ("GET", format!("/v2/-a/blobs/{good}"), "NAME_INVALID"),
-            ("GET", "/v2/a/manifests/.hidden".to_string(), "TAG_INVALID"),
-            ("PUT", format!("/v2/a/manifests/{}", "t".repeat(129)), "TAG_INVALID"),
-            ("GET", "/v2/a/blobs/sha256:1234".to_string(), "DIGEST_INVALID"),
-            (
-                "GET",
-                format!("/v2/a/blobs/sha256:{}", "G".repeat(64)),
-                "DIGEST_INVALID",
-            ),
-            ("GET", format!("/v2/a/blobs/md5:{}", "0".repeat(32)), "DIGEST_INVALID"),
-            ("GET", "/v2/a/manifests/sha256:zz".to_string(), "DIGEST_INVALID"),
-            (
-                "PUT",
-                "/v2/a/blobs/uploads/some-id?digest=sha256:00".to_string(),
-                "DIGEST_INVALID",
-            ),
-        ];
-        for (method, path, code) in cases {
-            let response = r.send(method, &path, &[], Vec::new()).await;
-            assert_eq!(
-                error(response).await,
-                (StatusCode::BAD_REQUEST, code.to_string()),
-                "{method} {path}"
-            );
-        }
-        // Paths an HTTP client would normalise, sent as they are.
-        for path in [
-            "/v2/a/%2e%2e/b/tags/list",
-            "/v2/a/../b/tags/list",
-            "/v2/a/..%2fb/manifests/x",
-            "/v2/a/./b/manifests/x",
-        ] {
-            let (status, body) = raw_get(&r.url, path).await;
-            assert_eq!(status, 400, "{path}: {body}");
-            assert!(body.contains("NAME_INVALID"), "{path}: {body}");
-        }
-        // Nothing reached storage.
-        let repositories = root.path().join("docker/registry/v2/repositories");
-        assert!(!repositories.exists());
-    })
-    .await;
-}
+async fn chunked_upload_across_two_registries_sharing_storage(storage: TestStorage) {
+    // Two registries, each with its own driver instance, on one storage: as
+    // two replicas behind a load balancer.
+    let a = serve(&storage, deletes_enabled()).await;
+    let b = serve(&storage, deletes_enabled()).await;
+    let chunks = [pattern(3 * 1024 * 1024 + 1, 1), pattern(5000, 2), pattern(17, 3)];
+    let whole = chunks.concat();
+    let digest = sha256(&whole);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_upload_across_two_registries_sharing_storage() {
-    bounded(async {
-        // Two registries, each with its own driver instance, on one root: as
-        // two replicas behind a load balancer.
-        let root = tempfile::tempdir().unwrap();
-        let a = serve(root.path(), options()).await;
-        let b = serve(root.path(), options()).await;
-        let chunks = [pattern(3 * 1024 * 1024 + 1, 1), pattern(5000, 2), pattern(17, 3)];
-        let whole = chunks.concat();
-        let digest = sha256(&whole);
-
-        let started = a.send("POST", "/v2/shared/blobs/uploads/", &[], Vec::new()).await;
-        let mut location = header(&started, "location");
-        let mut offset = 0;
-        for (i, chunk) in chunks.iter().enumerate() {
-            let (to, from) = if i % 2 == 0 { (&b, &a) } else { (&a, &b) };
-            let range = format!("{offset}-{}", offset + chunk.len() - 1);
-            let response = to
-                .send("PATCH", &location, &[("content-range", &range)], chunk.clone())
-                .await;
-            assert_eq!(response.status(), StatusCode::ACCEPTED, "chunk {i}");
-            offset += chunk.len();
-            assert_eq!(header(&response, "range"), format!("0-{}", offset - 1));
-            location = header(&response, "location");
-            // The other replica sees the same offset.
-            let status = from.get(&location).await;
-            assert_eq!(header(&status, "range"), format!("0-{}", offset - 1));
-        }
-        let response = a
-            .send("PUT", &format!("{location}?digest={digest}"), &[], Vec::new())
+    let started = a.send("POST", "/v2/shared/blobs/uploads/", &[], Vec::new()).await;
+    let mut location = header(&started, "location");
+    let mut offset = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let (to, from) = if i % 2 == 0 { (&b, &a) } else { (&a, &b) };
+        let range = format!("{offset}-{}", offset + chunk.len() - 1);
+        let response = to
+            .send("PATCH", &location, &[("content-range", &range)], chunk.clone())
             .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let pulled = b.get(&format!("/v2/shared/blobs/{digest}")).await;
-        assert_eq!(pulled.bytes().await.unwrap().as_ref(), whole.as_slice());
-    })
-    .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "chunk {i}");
+        offset += chunk.len();
+        assert_eq!(header(&response, "range"), format!("0-{}", offset - 1));
+        location = header(&response, "location");
+        // The other replica sees the same offset.
+        let status = from.get(&location).await;
+        assert_eq!(header(&status, "range"), format!("0-{}", offset - 1));
+    }
+    let response = a
+        .send("PUT", &format!("{location}?digest={digest}"), &[], Vec::new())
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let pulled = b.get(&format!("/v2/shared/blobs/{digest}")).await;
+    assert_eq!(pulled.bytes().await.unwrap().as_ref(), whole.as_slice());
+    assert_eq!(storage.paths_under(&uploads_path("shared")).await, Vec::<String>::new());
+    assert_eq!(storage.multipart_uploads().await, Vec::<String>::new());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purge_removes_only_stale_uploads() {
-    bounded(async {
-        let root = tempfile::tempdir().unwrap();
-        let r = serve(root.path(), options()).await;
-        let mut ids = Vec::new();
-        for name in ["p/one", "p/two"] {
-            let started = r
-                .send("POST", &format!("/v2/{name}/blobs/uploads/"), &[], Vec::new())
-                .await;
-            ids.push((name, header(&started, "docker-upload-uuid")));
-        }
-        assert_eq!(r.registry.purge_uploads(Duration::from_secs(3600)).await.unwrap(), 0);
-        // Age the first upload as distribution would have written it.
-        let (name, id) = &ids[0];
-        let started_at = root.path().join(format!(
-            "docker/registry/v2/repositories/{name}/_uploads/{id}/startedat"
-        ));
-        assert!(std::fs::read_to_string(&started_at).unwrap().ends_with('Z'));
-        std::fs::write(&started_at, "2020-01-02T03:04:05+01:00").unwrap();
-        assert_eq!(r.registry.purge_uploads(Duration::from_secs(3600)).await.unwrap(), 1);
-        assert!(!started_at.parent().unwrap().exists());
-        let (other, other_id) = &ids[1];
-        let status = r.get(&format!("/v2/{other}/blobs/uploads/{other_id}")).await;
-        assert_eq!(status.status(), StatusCode::NO_CONTENT);
-    })
-    .await;
+async fn purge_removes_only_stale_uploads(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let mut ids = Vec::new();
+    for name in ["p/one", "p/two"] {
+        let started = r
+            .send("POST", &format!("/v2/{name}/blobs/uploads/"), &[], Vec::new())
+            .await;
+        ids.push((name, header(&started, "docker-upload-uuid")));
+    }
+    assert_eq!(
+        r.berth.registry.purge_uploads(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+    // Age the first upload as distribution would have written it.
+    let (name, id) = &ids[0];
+    let upload = format!("{}/{id}", uploads_path(name));
+    let started_at = format!("{upload}/startedat");
+    assert!(storage.read_text(&started_at).await.ends_with('Z'));
+    let other_upload = format!("{}/{}", uploads_path(ids[1].0), ids[1].1);
+    assert_ne!(storage.paths_under(&other_upload).await, Vec::<String>::new());
+    storage.write(&started_at, b"2020-01-02T03:04:05+01:00").await;
+    assert_eq!(
+        r.berth.registry.purge_uploads(Duration::from_secs(3600)).await.unwrap(),
+        1
+    );
+    assert_eq!(storage.paths_under(&upload).await, Vec::<String>::new());
+    if let Some(root) = storage.root() {
+        assert!(!root.join(&upload).exists(), "the directory of the purged upload");
+    }
+    assert_ne!(storage.paths_under(&other_upload).await, Vec::<String>::new());
+    let (other, other_id) = &ids[1];
+    let status = r.get(&format!("/v2/{other}/blobs/uploads/{other_id}")).await;
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1097,7 +1039,7 @@ async fn push_and_pull_on_the_inmemory_driver() {
         let driver = open_driver(&host, "inmemory", Vec::new())
             .await
             .expect("inmemory driver");
-        let r = serve_driver(host, driver, options()).await;
+        let r = Served::new(Berth::serve_driver(host, driver, deletes_enabled()).await);
         let (first, last) = (pattern(5 * 1024 * 1024 + 9, 4), pattern(10, 5));
         let digest = sha256(&[first.clone(), last.clone()].concat());
         let started = r.send("POST", "/v2/mem/blobs/uploads/", &[], Vec::new()).await;
@@ -1123,3 +1065,25 @@ async fn push_and_pull_on_the_inmemory_driver() {
     })
     .await;
 }
+
+// Every test body above on both storages. Only the inmemory test stays out:
+// it is about that driver, not about a storage a test chooses.
+on_every_storage!(
+    base_endpoint_and_unknown_paths,
+    monolithic_upload_then_pull_with_ranges,
+    chunked_upload_in_order_and_out_of_order,
+    small_chunks_each_in_a_patch,
+    digest_mismatch_leaves_nothing_visible,
+    cancelled_upload_is_gone,
+    cross_repository_mount,
+    manifests_by_tag_and_digest_keep_exact_bytes,
+    manifest_errors,
+    existing_docker_registry_root_is_served,
+    tags_and_catalog_paginate_with_link,
+    referrers_with_and_without_filter,
+    deletes_of_tags_manifests_and_blobs,
+    deletes_disabled_and_read_only_mode,
+    invalid_names_tags_and_digests_are_400,
+    chunked_upload_across_two_registries_sharing_storage,
+    purge_removes_only_stale_uploads,
+);

@@ -1,6 +1,10 @@
-//! What the registry tests with real clients share: the registry served on
-//! loopback, bounded commands, test data.
+//! What the registry tests share: the registry served on loopback over a
+//! storage of its own (filesystem or S3), bounded commands, test data.
 #![allow(dead_code)] // each test binary uses its own part of this
+
+#[path = "../../../host/tests/common/s3.rs"]
+pub mod s3;
+pub mod storage;
 
 use std::future::Future;
 use std::path::Path;
@@ -12,9 +16,12 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use berth::plugin::{PluginHost, PluginHostOptions};
 use berth::registry::{Registry, RegistryOptions};
-use berth::storage::open_driver;
+use berth::storage::{open_driver, StorageDriver};
 use sha2::{Digest as _, Sha256};
 use tokio::process::Command;
+
+#[allow(unused_imports)] // not every test binary runs on both storages
+pub use storage::{StorageKind, TestStorage};
 
 /// Every test is bounded in time.
 pub async fn bounded<F: Future<Output = ()>>(test: F) {
@@ -53,11 +60,52 @@ pub async fn run(mut command: Command, timeout: Duration) -> Output {
     }
 }
 
-/// Berth's router on loopback over the filesystem driver at a root; every
-/// request is logged as `METHOD URI -> STATUS`.
+/// One `#[tokio::test]` per storage for each test body
+/// `async fn NAME(storage: TestStorage)` of the calling file, named
+/// `filesystem::NAME` and `s3::NAME`; each runs within [`bounded`] on a
+/// storage of its own (on S3: its own moto server and bucket).
+#[allow(unused_macros)]
+macro_rules! on_every_storage {
+    ($($test:ident),+ $(,)?) => {
+        mod filesystem {
+            $crate::common::on_every_storage!(@kind Filesystem; $($test),+);
+        }
+        mod s3 {
+            $crate::common::on_every_storage!(@kind S3; $($test),+);
+        }
+    };
+    (@kind $kind:ident; $($test:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                $crate::common::bounded(async {
+                    let storage =
+                        $crate::common::TestStorage::new($crate::common::StorageKind::$kind).await;
+                    super::$test(storage).await;
+                })
+                .await;
+            }
+        )+
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_every_storage;
+
+/// Deletes enabled, everything else as by default.
+pub fn deletes_enabled() -> RegistryOptions {
+    RegistryOptions {
+        delete_enabled: true,
+        ..RegistryOptions::default()
+    }
+}
+
+/// Berth's router on loopback over a storage driver; every request is
+/// logged as `METHOD URI -> STATUS`.
 pub struct Berth {
     /// `127.0.0.1:port`
     pub address: String,
+    /// The registry behind the router, for what has no HTTP API (purge).
+    pub registry: Registry,
     requests: Arc<Mutex<Vec<String>>>,
     server: tokio::task::JoinHandle<()>,
     _host: PluginHost,
@@ -70,19 +118,30 @@ impl Drop for Berth {
 }
 
 impl Berth {
+    /// Over the filesystem driver at `root`.
     pub async fn serve(root: &Path, delete_enabled: bool) -> Berth {
         let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
-        let params = vec![("rootdirectory".to_string(), root.display().to_string())];
-        let driver = open_driver(&host, "filesystem", params)
+        let driver = open_driver(&host, "filesystem", storage::filesystem_parameters(root))
             .await
             .expect("filesystem driver");
-        let registry = Registry::new(
-            driver,
-            RegistryOptions {
-                delete_enabled,
-                ..RegistryOptions::default()
-            },
-        );
+        let options = RegistryOptions {
+            delete_enabled,
+            ..RegistryOptions::default()
+        };
+        Berth::serve_driver(host, driver, options).await
+    }
+
+    /// Over `storage`, through a plugin host and driver instance of its own
+    /// (as one replica among others on the same storage).
+    pub async fn serve_on(storage: &TestStorage, options: RegistryOptions) -> Berth {
+        let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
+        let driver = storage.open(&host).await;
+        Berth::serve_driver(host, driver, options).await
+    }
+
+    /// Over `driver`, opened on `host`.
+    pub async fn serve_driver(host: PluginHost, driver: Arc<dyn StorageDriver>, options: RegistryOptions) -> Berth {
+        let registry = Registry::new(driver, options);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
         let router = registry
@@ -105,6 +164,7 @@ impl Berth {
         });
         Berth {
             address,
+            registry,
             requests,
             server,
             _host: host,
