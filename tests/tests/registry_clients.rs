@@ -1,5 +1,6 @@
 //! Real clients against the real router on 127.0.0.1: skopeo pushes, pulls,
-//! copies between repositories, lists and deletes through Berth; and CNCF
+//! copies between repositories, lists and deletes through Berth, on the
+//! filesystem driver and on the S3 driver (moto); and CNCF
 //! distribution (Debian's `docker-registry`) and Berth serve each other's data
 //! directories.
 //!
@@ -8,7 +9,8 @@
 
 mod common;
 
-use common::{bounded, http, noise, run, sha256, Berth};
+use common::storage::{blob_data_path, repository_path, uploads_path};
+use common::{bounded, deletes_enabled, http, noise, on_every_storage, run, sha256, Berth, TestStorage};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -390,165 +392,186 @@ async fn get_json(url: &str) -> (reqwest::StatusCode, Value) {
 // ---------------------------------------------------------------------------
 // The tests
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skopeo_push_pull_copy_list_delete() {
-    bounded(async {
-        let skopeo = Skopeo::new();
-        let scratch = tempfile::tempdir().unwrap();
-        let root = tempfile::tempdir().unwrap();
-        let source = scratch.path().join("source");
-        let seed = run_seed(1);
-        let image = image_layout(&source, "v1", seed);
-        let berth = Berth::serve(root.path(), true).await;
-        let at = |reference: &str| format!("docker://{}/{reference}", berth.address);
+// skopeo's round trip on both storages (`filesystem::` and `s3::`). The two
+// interoperability tests with docker-registry stay on the filesystem: they
+// are about sharing a data directory with the Debian docker-registry, which
+// runs here with its filesystem driver.
+on_every_storage!(skopeo_push_pull_copy_list_delete);
 
-        // Push.
-        skopeo
-            .copy(&format!("oci:{}:v1", source.display()), &at("team/app:v1"))
-            .await;
-        let requests = berth.requests();
+async fn skopeo_push_pull_copy_list_delete(storage: TestStorage) {
+    let skopeo = Skopeo::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("source");
+    let seed = run_seed(1);
+    let image = image_layout(&source, "v1", seed);
+    let berth = Berth::serve_on(&storage, deletes_enabled()).await;
+    let at = |reference: &str| format!("docker://{}/{reference}", berth.address);
+
+    // Push.
+    skopeo
+        .copy(&format!("oci:{}:v1", source.display()), &at("team/app:v1"))
+        .await;
+    let requests = berth.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("PATCH /v2/team/app/blobs/uploads/")),
+        "skopeo streamed the layers in uploads: {requests:#?}"
+    );
+    // In the backend itself: every blob in distribution's layout, the tag,
+    // and no upload left behind (nor, on S3, a multipart upload).
+    for (digest, content) in &image.blobs {
+        let stored = storage.read(&blob_data_path(digest)).await;
+        assert!(stored.as_ref() == Some(content), "blob {digest} as stored");
+    }
+    let tag = format!("{}/_manifests/tags/v1/current/link", repository_path("team/app"));
+    assert_eq!(storage.read_text(&tag).await, image.manifest_digest);
+    assert_eq!(
+        storage.paths_under(&uploads_path("team/app")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(storage.multipart_uploads().await, Vec::<String>::new());
+
+    // The manifest as stored, byte for byte, and as skopeo reads it.
+    let raw = skopeo.raw_manifest(&at("team/app:v1")).await;
+    assert_eq!(sha256(&raw), image.manifest_digest);
+    assert_eq!(raw, image.manifest);
+    let inspected = skopeo.inspect(&at("team/app:v1")).await;
+    assert_eq!(inspected["Digest"], image.manifest_digest.as_str(), "{inspected}");
+    assert_eq!(inspected["Layers"], json!(image.layer_digests), "{inspected}");
+    assert_eq!(inspected["RepoTags"], json!(["v1"]), "{inspected}");
+    assert_eq!(
+        inspected["Env"],
+        json!([format!("BERTH_TEST_SEED={seed}")]),
+        "{inspected}"
+    );
+
+    // The large layer, straight from Berth.
+    let large = &image.layer_digests[1];
+    let response = http()
+        .get(format!("http://{}/v2/team/app/blobs/{large}", berth.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(sha256(&response.bytes().await.unwrap()), *large);
+
+    // Pull into a new layout: the same manifest and blobs.
+    let pulled = scratch.path().join("pulled");
+    skopeo
+        .copy(&at("team/app:v1"), &format!("oci:{}:v1", pulled.display()))
+        .await;
+    assert_layout_holds(&pulled, "v1", &image);
+
+    // Registry to registry, into another repository: the layers are
+    // mounted from team/app, not uploaded again.
+    berth.clear_requests();
+    skopeo.copy(&at("team/app:v1"), &at("other/app:v2")).await;
+    let requests: Vec<String> = berth.requests().iter().map(|r| percent_decode(r)).collect();
+    for layer in &image.layer_digests {
         assert!(
             requests
                 .iter()
-                .any(|r| r.starts_with("PATCH /v2/team/app/blobs/uploads/")),
-            "skopeo streamed the layers in uploads: {requests:#?}"
+                .any(|r| r.starts_with("POST /v2/other/app/blobs/uploads/?")
+                    && r.contains(&format!("mount={layer}"))
+                    && r.contains("from=team/app")
+                    && r.ends_with(" -> 201")),
+            "no cross-repository mount of {layer}: {requests:#?}"
         );
-
-        // The manifest as stored, byte for byte, and as skopeo reads it.
-        let raw = skopeo.raw_manifest(&at("team/app:v1")).await;
-        assert_eq!(sha256(&raw), image.manifest_digest);
-        assert_eq!(raw, image.manifest);
-        let inspected = skopeo.inspect(&at("team/app:v1")).await;
-        assert_eq!(inspected["Digest"], image.manifest_digest.as_str(), "{inspected}");
-        assert_eq!(inspected["Layers"], json!(image.layer_digests), "{inspected}");
-        assert_eq!(inspected["RepoTags"], json!(["v1"]), "{inspected}");
-        assert_eq!(
-            inspected["Env"],
-            json!([format!("BERTH_TEST_SEED={seed}")]),
-            "{inspected}"
-        );
-
-        // The large layer, straight from Berth.
-        let large = &image.layer_digests[1];
-        let response = http()
-            .get(format!("http://{}/v2/team/app/blobs/{large}", berth.address))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), reqwest::StatusCode::OK);
-        assert_eq!(sha256(&response.bytes().await.unwrap()), *large);
-
-        // Pull into a new layout: the same manifest and blobs.
-        let pulled = scratch.path().join("pulled");
-        skopeo
-            .copy(&at("team/app:v1"), &format!("oci:{}:v1", pulled.display()))
-            .await;
-        assert_layout_holds(&pulled, "v1", &image);
-
-        // Registry to registry, into another repository: the layers are
-        // mounted from team/app, not uploaded again.
-        berth.clear_requests();
-        skopeo.copy(&at("team/app:v1"), &at("other/app:v2")).await;
-        let requests: Vec<String> = berth.requests().iter().map(|r| percent_decode(r)).collect();
-        for layer in &image.layer_digests {
-            assert!(
-                requests
-                    .iter()
-                    .any(|r| r.starts_with("POST /v2/other/app/blobs/uploads/?")
-                        && r.contains(&format!("mount={layer}"))
-                        && r.contains("from=team/app")
-                        && r.ends_with(" -> 201")),
-                "no cross-repository mount of {layer}: {requests:#?}"
-            );
-        }
-        // Only the config (which skopeo never mounts) is uploaded again.
-        let uploaded: Vec<&String> = requests
+    }
+    // Only the config (which skopeo never mounts) is uploaded again.
+    let uploaded: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.starts_with("PUT /v2/other/app/blobs/uploads/"))
+        .collect();
+    assert!(
+        uploaded
             .iter()
-            .filter(|r| r.starts_with("PUT /v2/other/app/blobs/uploads/"))
-            .collect();
-        assert!(
-            uploaded
-                .iter()
-                .all(|r| r.contains(&format!("digest={}", image.config_digest))),
-            "a layer was uploaded instead of mounted: {requests:#?}"
-        );
-        assert_eq!(
-            sha256(&skopeo.raw_manifest(&at("other/app:v2")).await),
-            image.manifest_digest
-        );
+            .all(|r| r.contains(&format!("digest={}", image.config_digest))),
+        "a layer was uploaded instead of mounted: {requests:#?}"
+    );
+    assert_eq!(
+        sha256(&skopeo.raw_manifest(&at("other/app:v2")).await),
+        image.manifest_digest
+    );
 
-        // Converted to a Docker schema 2 manifest on the way: Berth keeps that
-        // media type and serves it under the digest of its bytes.
-        skopeo
-            .ok(&[
-                "copy",
-                "--format",
-                "v2s2",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                "--src-no-creds",
-                "--dest-no-creds",
-                &at("team/app:v1"),
-                &at("docker/app:v1"),
-            ])
-            .await;
-        let raw = skopeo.raw_manifest(&at("docker/app:v1")).await;
-        let converted: Value = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(converted["mediaType"], DOCKER_MANIFEST, "{converted}");
-        assert_eq!(converted["layers"][1]["digest"], large.as_str(), "{converted}");
-        let response = http()
-            .head(format!("http://{}/v2/docker/app/manifests/v1", berth.address))
-            .header("accept", DOCKER_MANIFEST)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), reqwest::StatusCode::OK);
-        let headers = response.headers();
-        assert_eq!(headers["content-type"], DOCKER_MANIFEST);
-        assert_eq!(headers["docker-content-digest"], sha256(&raw).as_str());
+    // Converted to a Docker schema 2 manifest on the way: Berth keeps that
+    // media type and serves it under the digest of its bytes.
+    skopeo
+        .ok(&[
+            "copy",
+            "--format",
+            "v2s2",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--src-no-creds",
+            "--dest-no-creds",
+            &at("team/app:v1"),
+            &at("docker/app:v1"),
+        ])
+        .await;
+    let raw = skopeo.raw_manifest(&at("docker/app:v1")).await;
+    let converted: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(converted["mediaType"], DOCKER_MANIFEST, "{converted}");
+    assert_eq!(converted["layers"][1]["digest"], large.as_str(), "{converted}");
+    let response = http()
+        .head(format!("http://{}/v2/docker/app/manifests/v1", berth.address))
+        .header("accept", DOCKER_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers["content-type"], DOCKER_MANIFEST);
+    assert_eq!(headers["docker-content-digest"], sha256(&raw).as_str());
 
-        // Another tag in the same repository, then the tags.
-        skopeo.copy(&at("team/app:v1"), &at("team/app:latest")).await;
-        assert_eq!(skopeo.list_tags(&at("team/app")).await, ["latest", "v1"]);
-        assert_eq!(skopeo.list_tags(&at("other/app")).await, ["v2"]);
-        let (status, catalog) = get_json(&format!("http://{}/v2/_catalog", berth.address)).await;
-        assert_eq!(status, reqwest::StatusCode::OK, "{catalog}");
-        assert_eq!(
-            catalog,
-            json!({"repositories": ["docker/app", "other/app", "team/app"]})
-        );
+    // Another tag in the same repository, then the tags.
+    skopeo.copy(&at("team/app:v1"), &at("team/app:latest")).await;
+    assert_eq!(skopeo.list_tags(&at("team/app")).await, ["latest", "v1"]);
+    assert_eq!(skopeo.list_tags(&at("other/app")).await, ["v2"]);
+    let (status, catalog) = get_json(&format!("http://{}/v2/_catalog", berth.address)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{catalog}");
+    assert_eq!(
+        catalog,
+        json!({"repositories": ["docker/app", "other/app", "team/app"]})
+    );
 
-        // Delete: skopeo resolves the tag and deletes the manifest by digest,
-        // which takes every tag of it along, in that repository only.
-        berth.clear_requests();
-        skopeo
-            .ok(&["delete", "--tls-verify=false", "--no-creds", &at("team/app:v1")])
-            .await;
-        let deleted = format!("DELETE /v2/team/app/manifests/{} -> 202", image.manifest_digest);
-        let requests: Vec<String> = berth.requests().iter().map(|r| percent_decode(r)).collect();
-        assert!(requests.contains(&deleted), "{requests:#?}");
-        let gone = skopeo
-            .output(&[
-                "inspect",
-                "--raw",
-                "--tls-verify=false",
-                "--no-creds",
-                &at("team/app:v1"),
-            ])
-            .await;
-        assert!(!gone.status.success(), "team/app:v1 is still there after skopeo delete");
-        for reference in ["v1", "latest", image.manifest_digest.as_str()] {
-            let (status, body) = get_json(&format!("http://{}/v2/team/app/manifests/{reference}", berth.address)).await;
-            assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "team/app:{reference}: {body}");
-            assert_eq!(body["errors"][0]["code"], "MANIFEST_UNKNOWN", "{body}");
-        }
+    // Delete: skopeo resolves the tag and deletes the manifest by digest,
+    // which takes every tag of it along, in that repository only.
+    berth.clear_requests();
+    skopeo
+        .ok(&["delete", "--tls-verify=false", "--no-creds", &at("team/app:v1")])
+        .await;
+    let deleted = format!("DELETE /v2/team/app/manifests/{} -> 202", image.manifest_digest);
+    let requests: Vec<String> = berth.requests().iter().map(|r| percent_decode(r)).collect();
+    assert!(requests.contains(&deleted), "{requests:#?}");
+    let gone = skopeo
+        .output(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--no-creds",
+            &at("team/app:v1"),
+        ])
+        .await;
+    assert!(!gone.status.success(), "team/app:v1 is still there after skopeo delete");
+    for reference in ["v1", "latest", image.manifest_digest.as_str()] {
+        let (status, body) = get_json(&format!("http://{}/v2/team/app/manifests/{reference}", berth.address)).await;
+        assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "team/app:{reference}: {body}");
+        assert_eq!(body["errors"][0]["code"], "MANIFEST_UNKNOWN", "{body}");
+    }
+    assert_eq!(
+        sha256(&skopeo.raw_manifest(&at("other/app:v2")).await),
+        image.manifest_digest,
+        "deleting in team/app left other/app alone"
+    );
+    for repository in ["team/app", "other/app", "docker/app"] {
         assert_eq!(
-            sha256(&skopeo.raw_manifest(&at("other/app:v2")).await),
-            image.manifest_digest,
-            "deleting in team/app left other/app alone"
+            storage.paths_under(&uploads_path(repository)).await,
+            Vec::<String>::new()
         );
-    })
-    .await;
+    }
+    assert_eq!(storage.multipart_uploads().await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
