@@ -123,6 +123,7 @@ cases! {
     "zero-byte-stream-then-append" => zero_byte_stream_then_append,
     "zero-byte-content-then-append" => zero_byte_content_then_append,
     "close-then-append" => close_then_append,
+    "close-append-close-then-commit" => close_append_close_then_commit,
     "writer-cancel" => writer_cancel,
     "list" => list,
     "move" => move_file,
@@ -918,6 +919,54 @@ async fn close_then_append(cx: Ctx) -> CaseResult {
         .or_fail(&format!("close() of the writer on {path}"))?;
     cx.write_stream(&path, true, first.len() as u64, &second, MIB).await?;
     cx.expect_content(&path, &[first, second].concat()).await
+}
+
+/// A chunked upload over three requests: a small first chunk is closed, a
+/// second writer appends and closes again, a third commits without writing
+/// (S3 keeps a closed writer as a multipart upload, whose small last part
+/// must be merged before another part can follow).
+async fn close_append_close_then_commit(cx: Ctx) -> CaseResult {
+    let path = cx.path("chunked");
+    let (first, second) = (pattern(1, MIB), pattern(2, 2 * MIB + 3));
+    let writer = cx.writer_holding(&path, &first).await?;
+    writer
+        .close()
+        .await
+        .or_fail(&format!("close() of the first writer on {path}"))?;
+    let mut writer = cx
+        .driver
+        .writer(&path, true)
+        .await
+        .or_fail(&format!("writer({path}, append=true)"))?;
+    writer
+        .write(&second)
+        .await
+        .or_fail(&format!("write() to the second writer on {path}"))?;
+    writer
+        .close()
+        .await
+        .or_fail(&format!("close() of the second writer on {path}"))?;
+    let mut writer = cx
+        .driver
+        .writer(&path, true)
+        .await
+        .or_fail(&format!("writer({path}, append=true)"))?;
+    let size = writer
+        .size()
+        .await
+        .or_fail(&format!("size() of the third writer on {path}"))?;
+    let whole = [first, second].concat();
+    if size != whole.len() as u64 {
+        return Err(format!(
+            "size() of the third writer on {path} = {size}, want {}",
+            whole.len()
+        ));
+    }
+    writer
+        .commit()
+        .await
+        .or_fail(&format!("commit() of the third writer on {path}"))?;
+    cx.expect_content(&path, &whole).await
 }
 
 /// A cancelled writer leaves no file behind.

@@ -888,6 +888,9 @@ impl GuestFileWriter for Writer {
         let mut inner = self.inner.borrow_mut();
         self.finish(&mut inner)?;
         if !inner.buffer.is_empty() {
+            // Merging a resumed small tail first may grow the buffer: the
+            // part is all of it after that.
+            self.prepare(state, &mut inner).map_err(backend)?;
             let len = inner.buffer.len();
             self.send_part(state, &mut inner, len).map_err(backend)?;
         } else if inner.upload_id.is_none() && inner.base.is_none() {
