@@ -236,7 +236,7 @@ async fn a_missing_region_or_bucket_is_an_error_at_start_not_a_panic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_name_the_bucket_and_the_s3_code() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = SigningServer::start(dir.path(), "signed-bucket").await;
+    let server = common::signing::SigningServer::start(dir.path(), "signed-bucket").await;
     let host = host();
     let params = with(
         server.driver_parameters("signed-bucket"),
@@ -256,62 +256,4 @@ async fn wrong_credentials_name_the_bucket_and_the_s3_code() {
         message.contains("signed-bucket") && message.contains("SignatureDoesNotMatch"),
         "{message}"
     );
-}
-
-/// An S3 server that checks SigV4 signatures: s3s-fs over a directory, on a
-/// loopback port, with one bucket and the test's credentials; stops when
-/// dropped. (moto accepts any credentials.)
-struct SigningServer {
-    /// `http://127.0.0.1:port`
-    pub endpoint: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for SigningServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-impl SigningServer {
-    async fn start(root: &std::path::Path, bucket: &str) -> SigningServer {
-        use hyper_util::rt::TokioIo;
-
-        std::fs::create_dir_all(root.join(bucket)).expect("bucket directory");
-        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
-        let mut service = s3s::service::S3ServiceBuilder::new(fs);
-        service.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        let service = service.build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            loop {
-                let socket = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((socket, _)) => socket,
-                        Err(_) => return,
-                    },
-                    _ = &mut stopped => return,
-                };
-                let service = service.clone();
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(socket), service)
-                        .await;
-                });
-            }
-        });
-        SigningServer {
-            endpoint,
-            stop: Some(stop),
-        }
-    }
-
-    /// The `s3` driver's parameters for `bucket` on this server.
-    fn driver_parameters(&self, bucket: &str) -> Vec<(String, String)> {
-        common::s3::driver_parameters(&self.endpoint, bucket)
-    }
 }

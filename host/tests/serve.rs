@@ -10,11 +10,20 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::s3::Moto;
+use common::signing::SigningServer;
 
 /// A running `berth serve`, killed when dropped.
 struct Server {
     child: Child,
     addr: String,
+    /// Where its stderr (the log) goes.
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl Drop for Server {
@@ -46,26 +55,53 @@ fn berth(config: &Path, env: &[(&str, &str)]) -> Command {
 }
 
 /// Where a test's `berth serve` processes keep their data: a filesystem
-/// root, or a bucket on a moto S3 server. Config files go in `dir`.
+/// root or an S3 bucket, as the `storage:` section of config.yml. Config
+/// files and logs go in `dir`.
 struct Storage {
     dir: tempfile::TempDir,
-    s3: Option<(Moto, String)>,
+    yaml: String,
+    /// The servers the storage lives on, stopped when the test ends.
+    _servers: Vec<Box<dyn std::any::Any>>,
 }
 
 impl Storage {
     fn filesystem() -> Storage {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = format!(
+            "storage:\n  filesystem:\n    rootdirectory: {}\n",
+            dir.path().join("root").display()
+        );
         Storage {
-            dir: tempfile::tempdir().expect("tempdir"),
-            s3: None,
+            dir,
+            yaml,
+            _servers: Vec::new(),
         }
     }
 
+    /// A fresh bucket on a moto server.
     fn s3() -> Storage {
         let moto = Moto::start();
         let bucket = block_on(moto.new_bucket());
+        let yaml = s3_yaml(&moto.driver_parameters(&bucket));
         Storage {
             dir: tempfile::tempdir().expect("tempdir"),
-            s3: Some((moto, bucket)),
+            yaml,
+            _servers: vec![Box::new(moto)],
+        }
+    }
+
+    /// A bucket on a server that checks signatures, with the wrong secret.
+    fn s3_with_a_wrong_secret() -> Storage {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let server = runtime.block_on(SigningServer::start(&dir.path().join("s3"), "signed-bucket"));
+        let mut params = server.driver_parameters("signed-bucket");
+        params.retain(|(key, _)| key != "secretkey");
+        params.push(("secretkey".into(), "not-the-secret".into()));
+        Storage {
+            dir,
+            yaml: s3_yaml(&params),
+            _servers: vec![Box::new(server), Box::new(runtime)],
         }
     }
 
@@ -73,23 +109,14 @@ impl Storage {
     fn root(&self) -> std::path::PathBuf {
         self.dir.path().join("root")
     }
+}
 
-    /// The `storage:` section of config.yml.
-    fn yaml(&self) -> String {
-        match &self.s3 {
-            None => format!(
-                "storage:\n  filesystem:\n    rootdirectory: {}\n",
-                self.root().display()
-            ),
-            Some((moto, bucket)) => {
-                let mut yaml = "storage:\n  s3:\n".to_string();
-                for (key, value) in moto.driver_parameters(bucket) {
-                    yaml.push_str(&format!("    {key}: {value}\n"));
-                }
-                yaml
-            }
-        }
+fn s3_yaml(params: &[(String, String)]) -> String {
+    let mut yaml = "storage:\n  s3:\n".to_string();
+    for (key, value) in params {
+        yaml.push_str(&format!("    {key}: {value}\n"));
     }
+    yaml
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -112,17 +139,22 @@ fn start(storage: &Storage) -> Server {
 fn start_with(storage: &Storage, extra: &str, answers: impl Fn(&str) -> bool) -> Server {
     let port = free_port();
     let config = storage.dir.path().join(format!("config-{port}.yml"));
-    std::fs::write(&config, format!("version: 0.1\n{}{extra}", storage.yaml())).expect("config");
+    std::fs::write(&config, format!("version: 0.1\n{}{extra}", storage.yaml)).expect("config");
     let addr = format!("127.0.0.1:{port}");
+    let log = storage.dir.path().join(format!("berth-{port}.log"));
     let child = berth(&config, &[("REGISTRY_HTTP_ADDR", &addr)])
         .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("berth serve");
-    let mut server = Server { child, addr };
+    let mut server = Server { child, addr, log };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !answers(&server.addr) {
         if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("berth serve exited with {status} before answering");
+            panic!(
+                "berth serve exited with {status} before answering:\n{}",
+                server.log_text()
+            );
         }
         assert!(Instant::now() < deadline, "berth serve did not answer within 30 s");
         std::thread::sleep(Duration::from_millis(50));
@@ -204,15 +236,33 @@ fn finish(addr: &str, location: &str, digest: &str) -> Reply {
     .expect("PUT")
 }
 
+/// GET of a blob, following the redirect to the storage (S3 presigns one).
 fn blob(addr: &str, repository: &str, digest: &str) -> Reply {
-    request(
+    let reply = request(
         addr,
         "GET",
         &format!("/v2/{repository}/blobs/sha256:{digest}"),
         &[],
         b"",
     )
-    .expect("GET blob")
+    .expect("GET blob");
+    let Some(location) = reply.header("location").filter(|_| reply.status == 307) else {
+        return reply;
+    };
+    let rest = location.strip_prefix("http://").expect("an http:// redirect");
+    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
+    request(authority, "GET", path, &[], b"").expect("GET the redirect")
+}
+
+/// Asserts that `reply` carries `data`, without printing megabytes.
+fn assert_body(reply: &Reply, data: &[u8]) {
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert!(
+        reply.body == data,
+        "a body of {} bytes, want the {} bytes uploaded",
+        reply.body.len(),
+        data.len()
+    );
 }
 
 fn content(size: usize) -> Vec<u8> {
@@ -241,7 +291,7 @@ fn chunked_upload_across_two_processes(storage: &Storage) {
     let reply = finish(&first.addr, &location, &digest);
     assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
     for server in [&first, &second] {
-        assert_eq!(blob(&server.addr, "shared/app", &digest).body, data);
+        assert_body(&blob(&server.addr, "shared/app", &digest), &data);
     }
 }
 
@@ -272,7 +322,7 @@ fn upload_survives_a_killed_process(storage: &Storage) {
     assert_eq!(patch(&server.addr, &location, a.len(), b).status, 202);
     let digest = sha256_hex(&data);
     assert_eq!(finish(&server.addr, &location, &digest).status, 201);
-    assert_eq!(blob(&server.addr, "resumed", &digest).body, data);
+    assert_body(&blob(&server.addr, "resumed", &digest), &data);
 }
 
 #[test]
@@ -296,6 +346,28 @@ fn healthz_reports_a_failing_storage() {
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
+}
+
+#[test]
+fn wrong_s3_credentials_are_a_clear_error_not_a_hang() {
+    let storage = Storage::s3_with_a_wrong_secret();
+    let server = start(&storage);
+    let health = request(&server.addr, "GET", "/healthz", &[], b"").expect("healthz answers");
+    let cause = String::from_utf8_lossy(&health.body).into_owned();
+    assert_eq!(health.status, 503, "{cause}");
+    assert!(
+        cause.contains("signed-bucket") && cause.contains("SignatureDoesNotMatch"),
+        "{cause}"
+    );
+    let zeros = "0".repeat(64);
+    let reply = request(&server.addr, "GET", &format!("/v2/app/blobs/sha256:{zeros}"), &[], b"").expect("GET");
+    assert!(
+        reply.status >= 500,
+        "a storage failure is not the client's: {}",
+        reply.head
+    );
+    let log = server.log_text();
+    assert!(log.contains("SignatureDoesNotMatch"), "the cause is in the log:\n{log}");
 }
 
 #[test]

@@ -72,7 +72,12 @@ impl Network {
         };
         let url = match (param(&access.endpoint_parameter), &access.default_endpoint) {
             (Some(url), _) => url.to_string(),
-            (None, Some(template)) => fill_template(template, param)?,
+            (None, Some(template)) => fill_template(template, param).map_err(|missing| {
+                format!(
+                    "the parameter `{missing}` is required unless `{}` is set",
+                    access.endpoint_parameter
+                )
+            })?,
             (None, None) => return Err(format!("the parameter `{}` is required", access.endpoint_parameter)),
         };
         let endpoint = Endpoint::parse(&url)
@@ -154,17 +159,14 @@ fn default_port(scheme: &Scheme) -> u16 {
 }
 
 /// `https://s3.{region}.amazonaws.com` with `{region}` replaced by the value
-/// of the parameter `region`, which must be set.
+/// of the parameter `region`; the error is the name of a parameter that is
+/// not set. (An unclosed `{` is taken literally.)
 fn fill_template<'a>(template: &str, param: impl Fn(&str) -> Option<&'a str>) -> Result<String, String> {
     let mut url = String::new();
     let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let end = rest[start..]
-            .find('}')
-            .map(|e| start + e)
-            .ok_or("an unclosed `{` in the default endpoint")?;
+    while let Some((start, end)) = rest.find('{').and_then(|s| Some((s, s + rest[s..].find('}')?))) {
         let name = &rest[start + 1..end];
-        let value = param(name).ok_or_else(|| format!("the parameter `{name}` is required"))?;
+        let value = param(name).ok_or_else(|| name.to_string())?;
         url.push_str(&rest[..start]);
         url.push_str(value);
         rest = &rest[end + 1..];
@@ -348,7 +350,10 @@ mod tests {
     #[tokio::test]
     async fn a_missing_or_bad_endpoint_names_the_parameter() {
         let err = Network::new(&access(Some("https://s3.{region}.amazonaws.com")), &[]).unwrap_err();
-        assert!(err.contains("`region` is required"), "{err}");
+        assert!(
+            err.contains("`region` is required unless `regionendpoint` is set"),
+            "{err}"
+        );
         let err = Network::new(&access(None), &[]).unwrap_err();
         assert!(err.contains("`regionendpoint` is required"), "{err}");
         let err = Network::new(&access(None), &params(&[("regionendpoint", "minio:9000")])).unwrap_err();

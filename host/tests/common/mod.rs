@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this
 
 pub mod s3;
+pub mod signing;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -59,9 +59,10 @@ where
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().map(str::to_string);
-    let detail = match err.message() {
-        Some(message) => message.to_string(),
-        None => DisplayErrorContext(&err).to_string(),
+    let detail = match (err.message(), status) {
+        (Some(message), _) => message.to_string(),
+        (None, Some(status)) => format!("the answer was HTTP {status}, without an S3 error document"),
+        (None, None) => DisplayErrorContext(&err).to_string(),
     };
     let message = format!(
         "s3 bucket {bucket:?}: {op}: {}: {detail}",

@@ -537,6 +537,9 @@ impl Guest for S3 {
     fn stat(path: String) -> Result<FileInfo, Error> {
         let state = state()?;
         if path == "/" {
+            // The root always exists, but asking proves the bucket answers
+            // these credentials: it is what `/healthz` relies on.
+            state.any_below(&state.config.dir_prefix(&path)).map_err(backend)?;
             return Ok(dir_info(path));
         }
         let key = state.config.key(&path);
@@ -553,6 +556,12 @@ impl Guest for S3 {
                 } else {
                     Err(Error::PathNotFound(path))
                 }
+            }
+            Err(f) if f.code.is_none() => {
+                // A HEAD answer has no body, so no S3 error code (a wrong
+                // secret is a bare 403): a listing of the key says why.
+                state.any_below(&key).map_err(backend)?;
+                Err(backend(f))
             }
             Err(f) => Err(backend(f)),
         }
