@@ -215,7 +215,7 @@ async fn what_the_driver_writes_is_where_distribution_puts_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_region_or_bucket_is_an_error_at_start_not_a_panic() {
+async fn a_missing_region_is_an_error_at_start_not_a_panic() {
     let host = host();
     let without_region: Vec<(String, String)> = [("bucket", "b"), ("accesskey", ACCESS_KEY), ("secretkey", SECRET_KEY)]
         .iter()
@@ -255,5 +255,77 @@ async fn wrong_credentials_name_the_bucket_and_the_s3_code() {
     assert!(
         message.contains("signed-bucket") && message.contains("SignatureDoesNotMatch"),
         "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_fails_in_bounded_time_naming_it() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let host = host();
+    let params = common::s3::driver_parameters(&format!("http://{closed}"), "nowhere");
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        let driver = open_driver(&host, "s3", params).await?;
+        driver.stat("/").await.map(|_| ())
+    })
+    .await
+    .expect("the answer comes in bounded time");
+    let message = outcome.expect_err("nothing listens there").to_string();
+    assert!(message.contains(&closed.to_string()), "{message}");
+}
+
+/// `berth storage ensure` as an operator (or a person) runs it: one line
+/// per condition, exit 0; a configuration without region is refused with
+/// exit 2 before anything is contacted.
+#[test]
+fn berth_storage_ensure_from_the_command_line() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = unique_bucket_name();
+    let mut yaml = "version: 0.1\nstorage:\n  s3:\n".to_string();
+    for (key, value) in moto.driver_parameters(&bucket) {
+        yaml.push_str(&format!("    {key}: {value}\n"));
+    }
+    let config = dir.path().join("config.yml");
+    std::fs::write(&config, &yaml).expect("config");
+    let run = |config: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["storage", "ensure", "--config"])
+            .arg(config)
+            .output()
+            .expect("berth storage ensure")
+    };
+    let output = run(&config);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert!(
+        lines.iter().all(|line| line.split_whitespace().nth(1) == Some("True")),
+        "{stdout}"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(moto.client().head_bucket().bucket(&bucket).send())
+        .expect("the bucket was created");
+
+    let without_region = dir.path().join("no-region.yml");
+    let yaml: String = yaml
+        .lines()
+        .filter(|line| !line.contains("region"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&without_region, yaml).expect("config");
+    let output = run(&without_region);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("storage.s3.region") && stderr.contains("MissingRegion"),
+        "{stderr}"
     );
 }
