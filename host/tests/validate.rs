@@ -16,11 +16,6 @@ const E: Severity = Severity::Error;
 const S3_OK: &str =
     "    region: us-east-1\n    bucket: registry-data\n    accesskey: AKIAEXAMPLE\n    secretkey: example-secret\n";
 
-/// What `storage: s3` gives besides the case's own findings: there is no S3
-/// storage plugin yet, so `registry-rules` also reports the driver as
-/// unknown. Its S3 checks still run and report.
-const UNKNOWN_S3: (&str, Severity, &str) = ("storage.s3", E, "UnknownStorageDriver");
-
 fn s3(params: &str) -> String {
     format!("version: 0.1\nstorage:\n  s3:\n{params}")
 }
@@ -46,109 +41,105 @@ fn cases() -> Vec<Case> {
     };
     vec![
         // S3: region
-        (
-            s3(no_region),
-            vec![],
-            vec![("storage.s3.region", E, "MissingRegion"), UNKNOWN_S3],
-        ),
+        (s3(no_region), vec![], vec![("storage.s3.region", E, "MissingRegion")]),
         (
             s3(&format!("{no_region}    region: \"\"\n")),
             vec![],
-            vec![("storage.s3.region", E, "MissingRegion"), UNKNOWN_S3],
+            vec![("storage.s3.region", E, "MissingRegion")],
         ),
         (
             s3(&format!("{no_region}    regionendpoint: minio.local:9000\n")),
             vec![],
-            vec![("storage.s3.regionendpoint", E, "InvalidRegionEndpoint"), UNKNOWN_S3],
+            vec![("storage.s3.regionendpoint", E, "InvalidRegionEndpoint")],
         ),
         (
             with("    regionendpoint: \"://minio.local\"\n"),
             vec![],
-            vec![("storage.s3.regionendpoint", E, "InvalidRegionEndpoint"), UNKNOWN_S3],
+            vec![("storage.s3.regionendpoint", E, "InvalidRegionEndpoint")],
         ),
         // S3: bucket
         (
             s3("    region: us-east-1\n    accesskey: a\n    secretkey: b\n"),
             vec![],
-            vec![("storage.s3.bucket", E, "MissingBucket"), UNKNOWN_S3],
+            vec![("storage.s3.bucket", E, "MissingBucket")],
         ),
         (
             bucket("ab"),
             vec![],
-            vec![("storage.s3.bucket", E, "InvalidBucketName"), UNKNOWN_S3],
+            vec![("storage.s3.bucket", E, "InvalidBucketName")],
         ),
         (
             bucket(&"a".repeat(64)),
             vec![],
-            vec![("storage.s3.bucket", E, "InvalidBucketName"), UNKNOWN_S3],
+            vec![("storage.s3.bucket", E, "InvalidBucketName")],
         ),
         (
             bucket("Registry-Data"),
             vec![],
-            vec![("storage.s3.bucket", E, "InvalidBucketName"), UNKNOWN_S3],
+            vec![("storage.s3.bucket", E, "InvalidBucketName")],
         ),
         (
             bucket("registry_data"),
             vec![],
-            vec![("storage.s3.bucket", E, "InvalidBucketName"), UNKNOWN_S3],
+            vec![("storage.s3.bucket", E, "InvalidBucketName")],
         ),
         (
             bucket("-registry"),
             vec![],
-            vec![("storage.s3.bucket", E, "InvalidBucketName"), UNKNOWN_S3],
+            vec![("storage.s3.bucket", E, "InvalidBucketName")],
         ),
         (
             bucket("registry."),
             vec![],
-            vec![("storage.s3.bucket", E, "InvalidBucketName"), UNKNOWN_S3],
+            vec![("storage.s3.bucket", E, "InvalidBucketName")],
         ),
         // S3: chunksize
         (
             with("    chunksize: 1048576\n"),
             vec![],
-            vec![("storage.s3.chunksize", E, "ChunkSizeOutOfRange"), UNKNOWN_S3],
+            vec![("storage.s3.chunksize", E, "ChunkSizeOutOfRange")],
         ),
         (
             with("    chunksize: 6442450944\n"),
             vec![],
-            vec![("storage.s3.chunksize", E, "ChunkSizeOutOfRange"), UNKNOWN_S3],
+            vec![("storage.s3.chunksize", E, "ChunkSizeOutOfRange")],
         ),
         (
             with("    chunksize: 10MB\n"),
             vec![],
-            vec![("storage.s3.chunksize", E, "InvalidChunkSize"), UNKNOWN_S3],
+            vec![("storage.s3.chunksize", E, "InvalidChunkSize")],
         ),
         // S3: encryption
         (
             with("    keyid: arn:aws:kms:us-east-1:1:key/k\n"),
             vec![],
-            vec![("storage.s3.keyid", E, "KeyIdWithoutEncryption"), UNKNOWN_S3],
+            vec![("storage.s3.keyid", E, "KeyIdWithoutEncryption")],
         ),
         (
             with("    encrypt: false\n    keyid: k\n"),
             vec![],
-            vec![("storage.s3.keyid", E, "KeyIdWithoutEncryption"), UNKNOWN_S3],
+            vec![("storage.s3.keyid", E, "KeyIdWithoutEncryption")],
         ),
         // S3: credentials
         (
             s3("    region: us-east-1\n    bucket: registry-data\n    accesskey: a\n"),
             vec![],
-            vec![("storage.s3.secretkey", E, "IncompleteCredentials"), UNKNOWN_S3],
+            vec![("storage.s3.secretkey", E, "IncompleteCredentials")],
         ),
         (
             s3("    region: us-east-1\n    bucket: registry-data\n    secretkey: b\n"),
             vec![],
-            vec![("storage.s3.accesskey", E, "IncompleteCredentials"), UNKNOWN_S3],
+            vec![("storage.s3.accesskey", E, "IncompleteCredentials")],
         ),
         (
             s3("    region: us-east-1\n    bucket: registry-data\n"),
             vec![],
-            vec![("storage.s3.accesskey", E, "MissingCredentials"), UNKNOWN_S3],
+            vec![("storage.s3.accesskey", E, "MissingCredentials")],
         ),
         (
             s3("    region: us-east-1\n    bucket: registry-data\n"),
             vec![("REGISTRY_STORAGE_S3_ACCESSKEY", "AKIAEXAMPLE")],
-            vec![("storage.s3.secretkey", E, "IncompleteCredentials"), UNKNOWN_S3],
+            vec![("storage.s3.secretkey", E, "IncompleteCredentials")],
         ),
         // Storage drivers
         (
@@ -187,7 +178,6 @@ fn cases() -> Vec<Case> {
             s3("    regionendpoint: minio:9000\n    bucket: X\n    chunksize: 1\n    keyid: k\n"),
             vec![],
             vec![
-                UNKNOWN_S3,
                 ("storage.s3.accesskey", E, "MissingCredentials"),
                 ("storage.s3.bucket", E, "InvalidBucketName"),
                 ("storage.s3.chunksize", E, "ChunkSizeOutOfRange"),
@@ -306,7 +296,7 @@ fn want(expected: &[(&str, Severity, &str)]) -> Vec<(String, Severity, String)> 
 async fn the_bundled_rules_find_each_misconfiguration() {
     let host = host(None);
     assert_eq!(host.validators(), ["registry-rules"]);
-    assert_eq!(host.storage_drivers(), ["filesystem", "inmemory"]);
+    assert_eq!(host.storage_drivers(), ["filesystem", "inmemory", "s3"]);
     let cases = cases();
     assert!(cases.len() >= 25, "{} cases", cases.len());
     for (text, env, expected) in &cases {
@@ -332,7 +322,7 @@ async fn valid_configurations_have_no_findings() {
     }
     for (text, env) in valid_s3_configs() {
         let found = findings(&host, &text, &env).await;
-        assert_eq!(triples(&found), want(&[UNKNOWN_S3]), "{text}\n{found:#?}");
+        assert!(found.is_empty(), "{text}\n{found:#?}");
     }
 }
 
@@ -398,11 +388,11 @@ async fn a_dropped_in_validator_runs_beside_the_bundled_one() {
     let found = findings(&host, &s3(S3_OK), &[]).await;
     assert_eq!(
         triples(&found),
-        want(&[UNKNOWN_S3, ("storage.s3.bucket", E, "BucketNamePolicy")]),
+        want(&[("storage.s3.bucket", E, "BucketNamePolicy")]),
         "{found:#?}"
     );
     let ok = s3("    region: us-east-1\n    bucket: acme-registry\n    accesskey: a\n    secretkey: b\n");
-    assert_eq!(triples(&findings(&host, &ok, &[]).await), want(&[UNKNOWN_S3]));
+    assert!(findings(&host, &ok, &[]).await.is_empty());
 }
 
 /// `berth <args>` with `env` and no other REGISTRY_* variable, waiting at
@@ -504,7 +494,6 @@ fn config_validate_prints_findings_and_exits_1_on_errors() {
     assert_eq!(
         reasons,
         [
-            ("storage.s3", "error", "UnknownStorageDriver"),
             ("storage.s3.accesskey", "error", "MissingCredentials"),
             ("storage.s3.region", "error", "MissingRegion"),
         ]
