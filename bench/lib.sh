@@ -115,14 +115,15 @@ push_blob() {
 
 # pull_blob base repo -> prints seconds of GET blob $DIGEST to /dev/null;
 # fails unless it is a 200 of $BYTES bytes. BENCH_PULL_FOLLOW=1 follows
-# redirects (for registries that answer with one).
+# redirects, and fails unless there was one.
 pull_blob() {
-    local out code size secs follow=()
+    local out code size secs redirects follow=()
     [[ ${BENCH_PULL_FOLLOW:-} == 1 ]] && follow=(-L)
-    out=$(curl -s "${follow[@]}" -o /dev/null -w '%{http_code} %{size_download} %{time_total}' \
+    out=$(curl -s "${follow[@]}" -o /dev/null -w '%{http_code} %{size_download} %{time_total} %{num_redirects}' \
         "$1/v2/$2/blobs/$DIGEST")
-    read -r code size secs <<<"$out"
+    read -r code size secs redirects <<<"$out"
     [[ $code == 200 && $size == "$BYTES" ]] || die "GET blob from $1/v2/$2 answered $code with $size bytes"
+    [[ ${BENCH_PULL_FOLLOW:-} != 1 || $redirects -gt 0 ]] || die "GET blob from $1/v2/$2 did not redirect"
     echo "$secs"
 }
 
