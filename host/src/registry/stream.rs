@@ -66,29 +66,44 @@ pub async fn body_up_to(body: Body, limit: usize, drain_limit: usize) -> Result<
     Ok((seen <= limit).then_some(content))
 }
 
-/// A response body streaming `length` bytes from `reader`. A storage failure
-/// midway ends the response early (the client sees a short body), since the
-/// status is long sent by then.
-pub fn reader_body(reader: Box<dyn FileReader>, length: u64) -> Body {
-    let stream = futures_util::stream::unfold((reader, length), |(mut reader, left)| async move {
-        if left == 0 {
-            return None;
+/// Pieces read ahead of the client: storage is read while the previous
+/// piece is still being sent, instead of the two taking turns.
+const READ_AHEAD: usize = 2;
+
+/// A response body streaming `length` bytes from `reader`, read by a task of
+/// its own up to [`READ_AHEAD`] pieces ahead; the task ends when the body is
+/// dropped (the client went away). A storage failure midway ends the
+/// response early (the client sees a short body), since the status is long
+/// sent by then.
+pub fn reader_body(mut reader: Box<dyn FileReader>, length: u64) -> Body {
+    let (pieces, received) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(READ_AHEAD);
+    tokio::spawn(async move {
+        let mut left = length;
+        while left > 0 {
+            let ask = left.min(READ_PIECE as u64) as u32;
+            let piece = match reader.read(ask).await {
+                Ok(data) if data.is_empty() => {
+                    tracing::warn!(missing = left, "stored content ended before its size");
+                    left = 0;
+                    Err(std::io::Error::other("stored content ended early"))
+                }
+                Ok(data) => {
+                    left = left.saturating_sub(data.len() as u64);
+                    Ok(data)
+                }
+                Err(err) => {
+                    tracing::error!("reading stored content: {err}");
+                    left = 0;
+                    Err(std::io::Error::other(err.to_string()))
+                }
+            };
+            if pieces.send(piece).await.is_err() {
+                return; // the response was dropped
+            }
         }
-        let ask = left.min(READ_PIECE as u64) as u32;
-        match reader.read(ask).await {
-            Ok(data) if data.is_empty() => {
-                tracing::warn!(missing = left, "stored content ended before its size");
-                Some((Err(std::io::Error::other("stored content ended early")), (reader, 0)))
-            }
-            Ok(data) => {
-                let left = left.saturating_sub(data.len() as u64);
-                Some((Ok(data), (reader, left)))
-            }
-            Err(err) => {
-                tracing::error!("reading stored content: {err}");
-                Some((Err(std::io::Error::other(err.to_string())), (reader, 0)))
-            }
-        }
+    });
+    let stream = futures_util::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|piece| (piece, received))
     });
     Body::from_stream(stream)
 }
