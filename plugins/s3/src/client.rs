@@ -7,7 +7,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
 };
@@ -48,8 +51,38 @@ pub fn client(config: &Config, endpoint: &str) -> Client {
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         // The host has its own timeouts and per-call deadline.
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .interceptor(EmptyBodyLength)
         .build();
     Client::from_conf(s3)
+}
+
+/// Sends `content-length: 0` with an empty body. wasi:http has no notion
+/// of a known-empty body, so without it the host's client sends none (or a
+/// chunked one), and S3 and S3-compatible services answer a PUT/POST such as
+/// CopyObject, UploadPartCopy or CreateMultipartUpload with
+/// MissingContentLength (seen with s3s-fs).
+#[derive(Debug)]
+struct EmptyBodyLength;
+
+impl Intercept for EmptyBodyLength {
+    fn name(&self) -> &'static str {
+        "EmptyBodyLength"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let bodyless = matches!(request.method(), "GET" | "HEAD");
+        let empty = request.body().bytes().is_some_and(<[u8]>::is_empty);
+        if !bodyless && empty && request.headers().get("content-length").is_none() {
+            request.headers_mut().insert("content-length", "0");
+        }
+        Ok(())
+    }
 }
 
 /// An SDK failure as a [`Failure`].

@@ -270,6 +270,20 @@ impl State {
         }
     }
 
+    /// [`State::uploads`] where cleaning up is the only reason to ask: a
+    /// service without ListMultipartUploads (s3s-fs, some gateways) has
+    /// none to clean up that this driver could find anyway.
+    pub fn uploads_if_listed(
+        &self,
+        prefix: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String, i128)>, Failure> {
+        match self.uploads(prefix, keep) {
+            Err(f) if f.code.as_deref() == Some("NotImplemented") => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
     pub fn abort(&self, key: &str, upload_id: &str) -> Result<(), Failure> {
         let request = self
             .client
@@ -501,7 +515,11 @@ impl Guest for S3 {
         let state = state()?;
         let key = state.config.key(&path);
         let same_key = |k: &str| k == key;
-        let mut uploads = state.uploads(&key, same_key).map_err(backend)?;
+        let mut uploads = if append {
+            state.uploads(&key, same_key).map_err(backend)?
+        } else {
+            state.uploads_if_listed(&key, same_key).map_err(backend)?
+        };
         let mut inner = Inner::default();
         if append {
             // Continue the newest upload in progress, else the object.
@@ -626,7 +644,7 @@ impl Guest for S3 {
         // Uploads in progress below the path (an upload's data being
         // written): abort them too, or they linger until the lifecycle rule.
         let below = |k: &str| path == "/" || k == key || k.starts_with(&prefix);
-        let uploads = state.uploads(&key, below).map_err(backend)?;
+        let uploads = state.uploads_if_listed(&key, below).map_err(backend)?;
         if keys.is_empty() && uploads.is_empty() {
             return Err(Error::PathNotFound(path));
         }

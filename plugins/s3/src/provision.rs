@@ -325,7 +325,7 @@ impl Guest for crate::driver::S3 {
             Ok(true) => {}
         }
         let removed = (|| {
-            for (key, upload_id, _) in state.uploads("", |_| true)? {
+            for (key, upload_id, _) in state.uploads_if_listed("", |_| true)? {
                 state.abort(&key, &upload_id)?;
             }
             state.delete_keys(state.keys_below("")?)?;
