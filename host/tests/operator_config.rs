@@ -4,9 +4,9 @@
 //! without credentials), a dropped-in validator speaking registry paths
 //! translated to spec paths, and `berth config validate --resource`.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use berth::operator::{check_resource, ClusterFacts};
 use berth::plugin::{PluginHost, PluginHostOptions};
@@ -342,12 +342,7 @@ async fn each_misconfigured_config_gets_its_findings_at_spec_paths() {
         );
         for finding in &found {
             assert!(finding.field_path.starts_with("spec"), "{finding:?}");
-            assert!(!finding.message.is_empty(), "{finding:?}");
-            assert!(
-                finding.reason.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                    && finding.reason.chars().all(|c| c.is_ascii_alphanumeric()),
-                "{finding:?}"
-            );
+            common::assert_well_formed(finding);
         }
     }
 }
@@ -443,33 +438,6 @@ async fn a_dropped_in_validator_is_answered_at_spec_paths() {
     );
 }
 
-/// `berth <args>` with no REGISTRY_* variable, waiting at most 60 s.
-fn berth(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .args(args)
-        .env("BERTH_LOG", "warn")
-        .env_remove("BERTH_PLUGIN_DIR")
-        .env_remove("BERTH_CONFIG");
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGISTRY_")) {
-        command.env_remove(key);
-    }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("berth {args:?} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
-}
-
 const S3_NO_REGION_YAML: &str = "\
 apiVersion: imageregistry.operator.openshift.io/v1
 kind: Config
@@ -490,7 +458,7 @@ fn config_validate_resource_prints_spec_paths_and_exits_1_on_errors() {
     std::fs::write(&path, S3_NO_REGION_YAML).expect("resource");
     let path = path.display().to_string();
 
-    let output = berth(&["config", "validate", "--resource", &path]);
+    let output = common::berth(&["config", "validate", "--resource", &path], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     let line = stdout
@@ -506,16 +474,19 @@ fn config_validate_resource_prints_spec_paths_and_exits_1_on_errors() {
 
     // With the secret's keys, as JSON: only the region (and, while there is
     // no S3 plugin, the driver) remain.
-    let output = berth(&[
-        "config",
-        "validate",
-        "--resource",
-        &path,
-        "--secret-keys",
-        &BOTH.join(","),
-        "--output",
-        "json",
-    ]);
+    let output = common::berth(
+        &[
+            "config",
+            "validate",
+            "--resource",
+            &path,
+            "--secret-keys",
+            &BOTH.join(","),
+            "--output",
+            "json",
+        ],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(1));
     let json: Value = serde_json::from_slice(&output.stdout).expect("a JSON array");
     let reasons: Vec<(&str, &str, &str)> = json
@@ -536,18 +507,18 @@ fn config_validate_resource_prints_spec_paths_and_exits_1_on_errors() {
     // A valid Config: nothing printed, exit 0.
     let valid = S3_NO_REGION_YAML.replace("    s3:\n      bucket: registry-data\n", "    emptyDir: {}\n");
     std::fs::write(&path, valid).expect("resource");
-    let output = berth(&["config", "validate", "--resource", &path]);
+    let output = common::berth(&["config", "validate", "--resource", &path], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.is_empty(), "{stdout}");
 
     // A file that is not YAML is a finding too; a missing one as well.
     std::fs::write(&path, "spec: [unclosed\n").expect("resource");
-    let output = berth(&["config", "validate", "--resource", &path]);
+    let output = common::berth(&["config", "validate", "--resource", &path], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("error  (file)  InvalidYaml: "));
     let missing = dir.path().join("absent.yaml").display().to_string();
-    let output = berth(&["config", "validate", "--resource", &missing]);
+    let output = common::berth(&["config", "validate", "--resource", &missing], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("error  (file)  Unreadable: "));
 }

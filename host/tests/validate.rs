@@ -3,9 +3,9 @@
 //! error with exit status 2, `berth config validate`, and a dropped-in
 //! validator (the example policy) running beside the bundled one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use berth::plugin::{PluginHost, PluginHostOptions};
 use berth::validate::{self, Finding, Severity};
@@ -303,12 +303,7 @@ async fn the_bundled_rules_find_each_misconfiguration() {
         let found = findings(&host, text, env).await;
         assert_eq!(triples(&found), want(expected), "{text}\n{env:?}\n{found:#?}");
         for finding in &found {
-            assert!(!finding.message.is_empty(), "{finding:?}");
-            assert!(
-                finding.reason.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                    && finding.reason.chars().all(|c| c.is_ascii_alphanumeric()),
-                "{finding:?}"
-            );
+            common::assert_well_formed(finding);
         }
     }
 }
@@ -395,36 +390,6 @@ async fn a_dropped_in_validator_runs_beside_the_bundled_one() {
     assert!(findings(&host, &ok, &[]).await.is_empty());
 }
 
-/// `berth <args>` with `env` and no other REGISTRY_* variable, waiting at
-/// most 60 s.
-fn berth(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .args(args)
-        .env("BERTH_LOG", "warn")
-        .env_remove("BERTH_PLUGIN_DIR");
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGISTRY_") || k == "BERTH_CONFIG") {
-        command.env_remove(key);
-    }
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("berth {args:?} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
-}
-
 fn write_config(dir: &Path, text: &str) -> String {
     let path = dir.join("config.yml");
     std::fs::write(&path, text).expect("config");
@@ -442,7 +407,7 @@ fn serve_refuses_every_error_with_status_2() {
             format!("{text}http:\n  addr: 127.0.0.1:0\n")
         };
         let path = write_config(dir.path(), &text);
-        let output = berth(&["serve", "--config", &path], &env);
+        let output = common::berth(&["serve", "--config", &path], &env);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{text}\n{stderr}");
         assert!(
@@ -463,7 +428,7 @@ fn serve_refuses_every_error_with_status_2() {
 fn config_validate_prints_findings_and_exits_1_on_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_config(dir.path(), &s3("    bucket: registry-data\n"));
-    let output = berth(&["config", "validate", "--config", &path], &[]);
+    let output = common::berth(&["config", "validate", "--config", &path], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     let line = stdout
@@ -476,7 +441,7 @@ fn config_validate_prints_findings_and_exits_1_on_errors() {
         "{stdout}"
     );
 
-    let output = berth(&["config", "validate", "--config", &path, "--output", "json"], &[]);
+    let output = common::berth(&["config", "validate", "--config", &path, "--output", "json"], &[]);
     assert_eq!(output.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON array");
     let reasons: Vec<(&str, &str, &str)> = json
@@ -500,7 +465,7 @@ fn config_validate_prints_findings_and_exits_1_on_errors() {
     );
 
     let path = write_config(dir.path(), &inmemory(""));
-    let output = berth(&["config", "validate", "--config", &path], &[]);
+    let output = common::berth(&["config", "validate", "--config", &path], &[]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -511,7 +476,7 @@ fn config_validate_prints_findings_and_exits_1_on_errors() {
 
     // A configuration the loader refuses is a finding too.
     let path = write_config(dir.path(), &inmemory("log:\n  level: verbose\n"));
-    let output = berth(&["config", "validate", "--config", &path], &[]);
+    let output = common::berth(&["config", "validate", "--config", &path], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.starts_with("error  log.level  InvalidValue: "), "{stdout}");
@@ -525,7 +490,7 @@ fn the_example_policy_runs_from_the_plugin_directory() {
     let path = write_config(dir.path(), &s3(bucket));
     let plugin_dir = plugins.path().display().to_string();
 
-    let output = berth(
+    let output = common::berth(
         &["config", "validate", "--config", &path, "--plugin-dir", &plugin_dir],
         &[],
     );
@@ -537,7 +502,7 @@ fn the_example_policy_runs_from_the_plugin_directory() {
     assert!(stdout.contains("acme-"), "{stdout}");
 
     // Without the plugin directory the policy does not run.
-    let output = berth(&["config", "validate", "--config", &path], &[]);
+    let output = common::berth(&["config", "validate", "--config", &path], &[]);
     assert!(!String::from_utf8_lossy(&output.stdout).contains("BucketNamePolicy"));
 
     // `berth serve` with plugins.directory: refused, naming the policy's finding.
@@ -546,7 +511,7 @@ fn the_example_policy_runs_from_the_plugin_directory() {
     ))
     .replace("  inmemory: {}\n", &format!("  s3:\n{bucket}"));
     let path = write_config(dir.path(), &text);
-    let output = berth(&["serve", "--config", &path], &[]);
+    let output = common::berth(&["serve", "--config", &path], &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{text}\n{stderr}");
     assert!(stderr.contains("storage.s3.bucket  BucketNamePolicy"), "{stderr}");

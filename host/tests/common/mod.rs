@@ -5,7 +5,8 @@ pub mod s3;
 pub mod signing;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A self-signed certificate for 127.0.0.1, made by openssl: (cert, key).
 pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
@@ -41,4 +42,44 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
         .expect("openssl (Debian package openssl)");
     assert!(status.success(), "openssl could not make a certificate");
     (cert, key)
+}
+
+/// `berth <args>` with `env` and no other REGISTRY_* or BERTH_* setting from
+/// the test's environment, waiting at most 60 s.
+pub fn berth(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command.args(args).env("BERTH_LOG", "warn");
+    for (key, _) in
+        std::env::vars().filter(|(k, _)| k.starts_with("REGISTRY_") || k == "BERTH_CONFIG" || k == "BERTH_PLUGIN_DIR")
+    {
+        command.env_remove(key);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A finding as every validator must shape it: a message, and a reason that
+/// is one CamelCase word (a Kubernetes condition reason).
+pub fn assert_well_formed(finding: &berth::validate::Finding) {
+    assert!(!finding.message.is_empty(), "{finding:?}");
+    assert!(
+        finding.reason.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && finding.reason.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{finding:?}"
+    );
 }
