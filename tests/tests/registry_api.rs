@@ -922,7 +922,6 @@ async fn invalid_names_tags_and_digests_are_400(storage: TestStorage) {
         ("POST", "/v2/a__-b/blobs/uploads/".to_string(), "NAME_INVALID"),
         ("GET", format!("/v2/{long}/tags/list"), "NAME_INVALID"),
         ("GET", format!("/v2/-a/blobs/{good}"), "NAME_INVALID"),
-        ("GET", "/v2/a/manifests/.hidden".to_string(), "TAG_INVALID"),
         ("PUT", format!("/v2/a/manifests/{}", "t".repeat(129)), "TAG_INVALID"),
         ("GET", "/v2/a/blobs/sha256:1234".to_string(), "DIGEST_INVALID"),
         (
@@ -946,6 +945,18 @@ async fn invalid_names_tags_and_digests_are_400(storage: TestStorage) {
             "{method} {path}"
         );
     }
+    // A reference that cannot be a tag names no manifest: only creating one
+    // is a TAG_INVALID, reading or deleting it is a 404.
+    for method in ["GET", "DELETE"] {
+        let response = r.send(method, "/v2/a/manifests/.hidden", &[], Vec::new()).await;
+        assert_eq!(
+            error(response).await,
+            (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN".to_string()),
+            "{method}"
+        );
+    }
+    let response = r.send("HEAD", "/v2/a/manifests/.hidden", &[], Vec::new()).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
     // Paths an HTTP client would normalise, sent as they are.
     for path in [
         "/v2/a/%2e%2e/b/tags/list",

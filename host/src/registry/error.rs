@@ -135,6 +135,10 @@ impl RegistryError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl std::fmt::Display for RegistryError {

@@ -95,8 +95,17 @@ impl Registry {
     }
 
     async fn handle(&self, parts: Parts, body: Body) -> Result<Response> {
-        let Some(route) = routes::parse(parts.uri.path())? else {
-            return Ok(StatusCode::NOT_FOUND.into_response());
+        let route = match routes::parse(parts.uri.path()) {
+            Ok(Some(route)) => route,
+            Ok(None) => return Ok(StatusCode::NOT_FOUND.into_response()),
+            // A reference that cannot be a tag names no manifest: reading or
+            // deleting one is MANIFEST_UNKNOWN, as the spec has for any
+            // manifest not found; only a PUT, which would create it, is
+            // refused as TAG_INVALID.
+            Err(err) if err.code() == ErrorCode::TagInvalid && parts.method != Method::PUT => {
+                return Err(RegistryError::new(ErrorCode::ManifestUnknown, err.message()));
+            }
+            Err(err) => return Err(err),
         };
         let query = routes::parse_query(parts.uri.query());
         let method = parts.method.clone();
