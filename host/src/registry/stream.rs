@@ -5,6 +5,7 @@
 use axum::body::Body;
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
+use tokio::sync::mpsc;
 
 use crate::storage::layout::{Algorithm, Digest};
 use crate::storage::{FileReader, FileWriter, StorageDriver};
@@ -16,32 +17,73 @@ use super::error::{ErrorCode, RegistryError, Result};
 const WRITE_PIECE: usize = 4 << 20;
 /// Bytes asked of a reader at a time when serving or hashing.
 const READ_PIECE: u32 = 1 << 20;
+/// Pieces gathered ahead of storage: the body is received and hashed while
+/// the previous piece is being written, instead of the two taking turns.
+const RECEIVE_AHEAD: usize = 1;
 
-/// Writes all of `body` to `writer`; returns the bytes written.
-pub async fn body_to_writer(body: Body, writer: &mut dyn FileWriter, mut hasher: Option<&mut Hasher>) -> Result<u64> {
+/// Writes all of `body` to `writer`. With a `hasher`, returns the digest of
+/// the body. A task of its own receives (and hashes) the body up to
+/// [`RECEIVE_AHEAD`] pieces ahead of the writes; it ends when they fail.
+/// Written pieces go back to it to be filled again, so an upload allocates
+/// its few pieces once.
+pub async fn body_to_writer(body: Body, writer: &mut dyn FileWriter, hasher: Option<Hasher>) -> Result<Option<Digest>> {
+    let (full, mut to_write) = mpsc::channel(RECEIVE_AHEAD);
+    let (written, empty) = mpsc::channel(RECEIVE_AHEAD + 1);
+    let receiving = tokio::spawn(receive_pieces(body, hasher, full, empty));
+    while let Some(piece) = to_write.recv().await {
+        let mut piece = piece?;
+        writer.write(&piece).await?;
+        piece.clear();
+        let _ = written.try_send(piece);
+    }
+    receiving
+        .await
+        .map_err(|err| RegistryError::new(ErrorCode::Unknown, format!("receiving the request body: {err}")))
+}
+
+/// Sends `body` as pieces of [`WRITE_PIECE`] bytes (the last may be
+/// shorter), filling `empty` pieces when there are any and hashing on the
+/// way; returns the digest once all were sent.
+async fn receive_pieces(
+    body: Body,
+    mut hasher: Option<Hasher>,
+    full: mpsc::Sender<Result<Vec<u8>>>,
+    mut empty: mpsc::Receiver<Vec<u8>>,
+) -> Option<Digest> {
     let mut stream = body.into_data_stream();
-    // Allocated once at its working size instead of grown by doubling.
-    let mut pending: Vec<u8> = Vec::with_capacity(WRITE_PIECE + (64 << 10));
-    let mut written = 0u64;
+    // Allocated at its working size instead of grown by doubling.
+    let mut next_piece = move || {
+        empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(WRITE_PIECE + (64 << 10)))
+    };
+    let mut pending = next_piece();
     while let Some(frame) = stream.next().await {
-        let frame = frame.map_err(|err| {
-            RegistryError::new(ErrorCode::BlobUploadInvalid, format!("reading the request body: {err}"))
-        })?;
-        if let Some(hasher) = hasher.as_deref_mut() {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) => {
+                let err = RegistryError::new(ErrorCode::BlobUploadInvalid, format!("reading the request body: {err}"));
+                let _ = full.send(Err(err)).await;
+                return None;
+            }
+        };
+        if let Some(hasher) = hasher.as_mut() {
             hasher.update(&frame);
         }
         pending.extend_from_slice(&frame);
-        if pending.len() >= WRITE_PIECE {
-            writer.write(&pending).await?;
-            written += pending.len() as u64;
-            pending.clear();
+        if pending.len() >= WRITE_PIECE
+            && full
+                .send(Ok(std::mem::replace(&mut pending, next_piece())))
+                .await
+                .is_err()
+        {
+            return None; // the writes failed
         }
     }
-    if !pending.is_empty() {
-        writer.write(&pending).await?;
-        written += pending.len() as u64;
+    if !pending.is_empty() && full.send(Ok(pending)).await.is_err() {
+        return None;
     }
-    Ok(written)
+    hasher.map(Hasher::finish)
 }
 
 /// All of `body` if it is at most `limit` bytes, else `None`. A longer body

@@ -60,14 +60,15 @@ pub async fn start(registry: &Registry, name: &str, query: &Query, body: Body) -
                 }
             };
             let mut writer = driver.writer(&data, false).await?;
-            let mut hasher = Hasher::new(digest.algorithm());
-            let written = body_to_writer(body, writer.as_mut(), Some(&mut hasher)).await;
+            let hasher = Hasher::new(digest.algorithm());
+            let written = body_to_writer(body, writer.as_mut(), Some(hasher)).await;
+            let streamed = written.as_ref().ok().cloned().flatten();
             // A monolithic upload has no later chunk: on failure it is gone.
             if let Err(err) = finish_writer(writer, written.map(|_| ())).await {
                 discard(registry, name, &id).await;
                 return Err(err);
             }
-            complete(registry, name, &id, &digest, Some(hasher.finish())).await
+            complete(registry, name, &id, &digest, streamed).await
         }
         None => {
             // The data file exists from the start, so every chunk appends.
@@ -201,9 +202,8 @@ async fn append_chunk(
             ));
         }
     }
-    let mut hasher = algorithm.filter(|_| offset == 0).map(Hasher::new);
-    body_to_writer(body, writer, hasher.as_mut()).await?;
-    Ok(hasher.map(Hasher::finish))
+    let hasher = algorithm.filter(|_| offset == 0).map(Hasher::new);
+    body_to_writer(body, writer, hasher).await
 }
 
 /// Commits `writer` if `outcome` is good, else keeps what it holds for a
