@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 /// The plugins shipped inside `berth`: (plugin name, the library name its
 /// crate builds `<lib>.wasm` from).
 const BUNDLED: &[(&str, &str)] = &[
@@ -48,13 +50,18 @@ fn main() {
         let wasm = built.join(format!("{lib}.wasm"));
         let copy = out_dir.join(format!("{name}.wasm"));
         std::fs::copy(&wasm, &copy).unwrap_or_else(|err| panic!("copying {}: {err}", wasm.display()));
+        let bytes = std::fs::read(&copy).unwrap_or_else(|err| panic!("reading {}: {err}", copy.display()));
         entries.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?})),\n",
-            copy.display().to_string()
+            "    ({name:?}, include_bytes!({:?}), {:?}),\n",
+            copy.display().to_string(),
+            hex(&Sha256::digest(&bytes)),
         ));
     }
+    // The digests are computed here so that a starting process need not read
+    // (and so keep resident) every bundled component to name its cache entry.
     let source = format!(
-        "/// (name, component) of each bundled plugin.\npub static PLUGINS: &[(&str, &[u8])] = &[\n{entries}];\n"
+        "/// (name, component, its sha256 in hex) of each bundled plugin.\n\
+         pub static PLUGINS: &[(&str, &[u8], &str)] = &[\n{entries}];\n"
     );
     std::fs::write(out_dir.join("bundled_plugins.rs"), source).unwrap();
     println!("cargo:rustc-env=BERTH_PLUGIN_BUILD_DIR={}", built.display());
@@ -89,4 +96,8 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
         status.success(),
         "building plugins/ for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
     );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::PluginHostOptions;
+use super::{PluginHostOptions, PluginSource};
 
 /// How often the epoch advances: the granularity of deadlines, and how often
 /// a guest that computes for long yields its thread to other requests.
@@ -71,15 +71,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Compiles `wasm`, or loads its compiled form from `cache_dir`. The cache key
+/// Compiles `source`, or loads its compiled form from `cache_dir`. The cache key
 /// is the component's sha256 and the engine's compatibility fingerprint, so a
 /// restart does not recompile and a new wasmtime or setting never loads a
 /// stale artifact. A cache that cannot be read or written only costs time.
-pub(crate) fn compile(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> anyhow::Result<Component> {
+pub(crate) fn compile(engine: &Engine, source: &PluginSource, cache_dir: Option<&Path>) -> anyhow::Result<Component> {
     let Some(dir) = cache_dir else {
-        return Ok(Component::new(engine, wasm)?);
+        return Ok(Component::new(engine, source.wasm())?);
     };
-    let path = cache_path(engine, wasm, dir);
+    let path = cache_path(engine, source.sha256(), dir);
     if path.exists() {
         // SAFETY: the file was written by `Component::serialize` into our own
         // cache directory; wasmtime checks its header and engine fingerprint.
@@ -88,17 +88,17 @@ pub(crate) fn compile(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) ->
             Err(err) => tracing::warn!(path = %path.display(), "ignoring unusable compiled component: {err:#}"),
         }
     }
-    let component = Component::new(engine, wasm)?;
+    let component = Component::new(engine, source.wasm())?;
     if let Err(err) = store_compiled(&component, dir, &path) {
         tracing::warn!(path = %path.display(), "could not cache the compiled component: {err:#}");
     }
     Ok(component)
 }
 
-fn cache_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
+fn cache_path(engine: &Engine, sha256: &str, dir: &Path) -> PathBuf {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    dir.join(format!("{}-{:016x}.cwasm", sha256_hex(wasm), hasher.finish()))
+    dir.join(format!("{sha256}-{:016x}.cwasm", hasher.finish()))
 }
 
 /// Writes through a temporary file and a rename, so that a concurrent start

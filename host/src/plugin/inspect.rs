@@ -3,7 +3,7 @@
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use super::{sha256_hex, PluginSource};
+use super::PluginSource;
 
 /// The interfaces a component exports and imports, and what that makes it.
 #[derive(Debug, Clone)]
@@ -54,6 +54,6 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSou
         imports,
         provisions_storage,
         size: source.wasm().len(),
-        sha256: sha256_hex(source.wasm()),
+        sha256: source.sha256().to_string(),
     }
 }

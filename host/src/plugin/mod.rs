@@ -12,9 +12,10 @@ mod provisioner;
 mod state;
 mod validator;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -95,12 +96,20 @@ pub enum Origin {
 pub struct PluginSource {
     pub name: String,
     pub origin: Origin,
-    wasm: Arc<[u8]>,
+    /// Borrowed for bundled plugins: copying them would make every process
+    /// pay their size in memory, used or not.
+    wasm: Cow<'static, [u8]>,
+    /// The component's sha256, hex: its identity in the compiled cache.
+    sha256: Cow<'static, str>,
 }
 
 impl PluginSource {
     pub fn wasm(&self) -> &[u8] {
         &self.wasm
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 }
 
@@ -129,8 +138,8 @@ impl PluginHost {
             sources: BTreeMap::new(),
             compiled: Mutex::default(),
         };
-        for (name, wasm) in bundled::PLUGINS {
-            host.add(name.to_string(), Origin::Bundled, Arc::from(*wasm));
+        for (name, wasm, sha256) in bundled::PLUGINS {
+            host.add(name, Origin::Bundled, Cow::Borrowed(wasm), Cow::Borrowed(sha256));
         }
         if let Some(dir) = host.options.plugin_dir.clone() {
             host.add_dir(&dir)?;
@@ -148,7 +157,13 @@ impl PluginHost {
         let name = plugin_name(path)?;
         let wasm =
             std::fs::read(path).map_err(|err| anyhow::anyhow!("cannot read plugin {}: {err}", path.display()))?;
-        self.add(name.clone(), Origin::File(path.to_path_buf()), wasm.into());
+        let sha256 = sha256_hex(&wasm);
+        self.add(
+            &name,
+            Origin::File(path.to_path_buf()),
+            Cow::Owned(wasm),
+            Cow::Owned(sha256),
+        );
         Ok(name)
     }
 
@@ -164,9 +179,15 @@ impl PluginHost {
         Ok(())
     }
 
-    fn add(&mut self, name: String, origin: Origin, wasm: Arc<[u8]>) {
-        self.compiled.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
-        self.sources.insert(name.clone(), PluginSource { name, origin, wasm });
+    fn add(&mut self, name: &str, origin: Origin, wasm: Cow<'static, [u8]>, sha256: Cow<'static, str>) {
+        self.compiled.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        let source = PluginSource {
+            name: name.to_string(),
+            origin,
+            wasm,
+            sha256,
+        };
+        self.sources.insert(name.to_string(), source);
     }
 
     /// Starts the storage driver `name` with its parameters.
@@ -264,7 +285,7 @@ impl PluginHost {
             return Ok(component.clone());
         }
         let source = self.sources.get(name).ok_or_else(|| self.unknown(name))?;
-        let component = engine::compile(&self.engine, &source.wasm, self.options.cache_dir.as_deref())
+        let component = engine::compile(&self.engine, source, self.options.cache_dir.as_deref())
             .map_err(|err| PluginError::new(name, "load", format!("is not a valid component: {err:#}")))?;
         compiled.insert(name.to_string(), component.clone());
         Ok(component)
