@@ -45,8 +45,30 @@ enum Command {
 }
 
 /// Runs the command line; the exit status says whether it worked.
+/// glibc's malloc, left to itself, keeps what blob transfers free: after the
+/// first multi-MiB buffer is freed it raises its mmap threshold above that
+/// size, so later ones come from per-thread arenas that rarely shrink, and a
+/// registry idling after a push held 20 MiB more than it needed
+/// (`bench/registry.sh`). Fixed thresholds keep buffers of 2 MiB and more
+/// (upload pieces) mapped on their own and given back when freed, while the
+/// 1 MiB pieces of downloads are reused from the heap rather than trimmed
+/// and faulted in again. One arena, because freed memory then serves every
+/// thread; the small allocations of the request path go through glibc's
+/// per-thread caches without taking its lock.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    tune_allocator();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
