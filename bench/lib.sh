@@ -53,6 +53,11 @@ load_note() {
 # build_berth: cargo build --release -p berth; sets BERTH to the binary.
 build_berth() {
     local target_dir
+    if [[ -n ${BENCH_BERTH:-} ]]; then # a binary built elsewhere, e.g. an older commit
+        BERTH=$BENCH_BERTH
+        [[ -x $BERTH ]] || die "BENCH_BERTH=$BERTH is not an executable"
+        return
+    fi
     log "bench: cargo build --release -p berth"
     (cd "$BENCH_ROOT" && cargo build --release -p berth >&2)
     target_dir=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}
@@ -62,6 +67,7 @@ build_berth() {
 }
 # The commit measured, +dirty when host/ or plugins/ differ from it.
 berth_revision() {
+    [[ -n ${BENCH_BERTH:-} ]] && { printf '%s' "$BENCH_BERTH"; return; }
     (cd "$BENCH_ROOT" && printf '%s' "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" &&
         { git diff --quiet HEAD -- host plugins 2>/dev/null || printf '+dirty'; })
 }
