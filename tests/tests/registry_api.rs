@@ -564,6 +564,29 @@ async fn manifests_by_tag_and_digest_keep_exact_bytes(storage: TestStorage) {
         OCI_INDEX
     );
 
+    // Accept: a type the client lists, or a wildcard, is served; a client
+    // listing only other types is told the manifest is unknown to it.
+    let accept = |value: &'static str| [("accept", value)];
+    let listed = format!("{DOCKER_MANIFEST}, {OCI_MANIFEST};q=0.5");
+    for value in [listed.as_str(), "*/*", "application/*", ""] {
+        let response = r
+            .send("GET", "/v2/a/b/c/manifests/v1", &[("accept", value)], Vec::new())
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "Accept: {value}");
+        assert_eq!(header(&response, "content-type"), OCI_MANIFEST);
+    }
+    let response = r
+        .send("GET", "/v2/a/b/c/manifests/multi", &accept(DOCKER_MANIFEST), Vec::new())
+        .await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN".to_string())
+    );
+    let response = r
+        .send("HEAD", "/v2/a/b/c/manifests/v1", &accept("text/*"), Vec::new())
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
     // Wrong digest in the URL, unknown tag, unknown digest.
     let response = r.push_manifest("a/b/c", &sha256(b"x"), OCI_MANIFEST, &manifest).await;
     assert_eq!(

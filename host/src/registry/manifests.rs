@@ -26,7 +26,15 @@ const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// connection; a larger one is refused at once.
 const DRAIN_LIMIT: usize = 4 * MAX_MANIFEST_BYTES;
 
-pub async fn get(registry: &Registry, name: &str, reference: &Reference, head: bool) -> Result<Response> {
+/// `GET`/`HEAD`. A manifest of a type the request's `Accept` header leaves
+/// out is, as distribution has it, not found for that client.
+pub async fn get(
+    registry: &Registry,
+    name: &str,
+    reference: &Reference,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response> {
     let digest = resolve(registry, name, reference).await?;
     let bytes = match registry.driver().get_content(&layout::blob_data(&digest)).await {
         Ok(bytes) => bytes,
@@ -34,6 +42,15 @@ pub async fn get(registry: &Registry, name: &str, reference: &Reference, head: b
         Err(err) => return Err(err.into()),
     };
     let (length, media_type) = (bytes.len(), document::served_media_type(&bytes));
+    if !accepts(headers, &media_type) {
+        return Err(RegistryError::new(
+            ErrorCode::ManifestUnknown,
+            format!(
+                "manifest {} in {name} is a {media_type}, which the request's Accept header does not list",
+                reference_text(reference)
+            ),
+        ));
+    }
     let body = if head { Body::empty() } else { Body::from(bytes) };
     Ok((
         StatusCode::OK,
@@ -206,6 +223,31 @@ async fn check_dependency(registry: &Registry, name: &str, dependency: &Dependen
     }
 }
 
+/// Whether the `Accept` headers admit `media_type`: no header (or an empty
+/// one) admits everything, as do `*/*` and `<type>/*`; parameters such as
+/// `q` are ignored, so `q=0` still admits.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    let mut ranges = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|range| range.split(';').next().unwrap_or_default().trim())
+        .filter(|range| !range.is_empty())
+        .peekable();
+    if ranges.peek().is_none() {
+        return true;
+    }
+    let top_level = media_type.split('/').next().unwrap_or_default();
+    ranges.any(|range| {
+        range == "*/*"
+            || range.eq_ignore_ascii_case(media_type)
+            || range
+                .strip_suffix("/*")
+                .is_some_and(|range_type| range_type.eq_ignore_ascii_case(top_level))
+    })
+}
+
 fn reference_text(reference: &Reference) -> String {
     match reference {
         Reference::Tag(tag) => tag.clone(),
@@ -218,4 +260,41 @@ fn manifest_unknown(name: &str, reference: &str) -> RegistryError {
         ErrorCode::ManifestUnknown,
         format!("manifest {reference} is not in {name}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_accept(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::ACCEPT, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn accept_ranges() {
+        const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
+        for admits in [
+            &[][..],
+            &[""],
+            &["*/*"],
+            &["application/*;q=0.1"],
+            &["text/plain", "application/vnd.oci.image.manifest.v1+json"],
+            &["application/json, application/vnd.oci.image.manifest.v1+json ; q=0.9"],
+            &["APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON"],
+        ] {
+            assert!(accepts(&with_accept(admits), OCI), "{admits:?}");
+        }
+        for refuses in [
+            &["application/vnd.docker.distribution.manifest.v2+json"][..],
+            &["text/*", "application/json"],
+            &["application/vnd.oci.image.index.v1+json"],
+        ] {
+            assert!(!accepts(&with_accept(refuses), OCI), "{refuses:?}");
+        }
+    }
 }

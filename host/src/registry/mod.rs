@@ -145,7 +145,7 @@ impl Registry {
                 _ => Err(not_allowed(&method)),
             },
             Route::Manifest { name, reference } => match method {
-                _ if get_or_head => manifests::get(self, &name, &reference, head).await,
+                _ if get_or_head => manifests::get(self, &name, &reference, &parts.headers, head).await,
                 Method::PUT => manifests::put(self, &name, &reference, &parts.headers, body).await,
                 Method::DELETE => manifests::delete(self, &name, &reference).await,
                 _ => Err(not_allowed(&method)),
