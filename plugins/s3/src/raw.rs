@@ -73,8 +73,13 @@ impl Response {
         let mut data: Vec<u8> = Vec::new();
         while (data.len() as u64) < max {
             match stream.blocking_read(max - data.len() as u64) {
-                Ok(chunk) if data.is_empty() => data = chunk, // the usual case: no copy
-                Ok(chunk) => data.extend_from_slice(&chunk),
+                Ok(chunk) if data.is_empty() => data = chunk, // one chunk: no copy
+                Ok(chunk) => {
+                    // Room for the rest at once: growing by doubling would
+                    // copy what is there again and again.
+                    data.reserve_exact(max as usize - data.len());
+                    data.extend_from_slice(&chunk);
+                }
                 Err(StreamError::Closed) => {
                     self.stream = None;
                     break;
