@@ -214,6 +214,107 @@ async fn what_the_driver_writes_is_where_distribution_puts_it() {
     );
 }
 
+/// With `encrypt` and a `keyid`, objects are written with SSE-KMS under that
+/// key, single and multipart alike, and `ensure` makes it the bucket's
+/// default encryption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kms_key_encrypts_objects_and_becomes_the_bucket_default() {
+    const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/berth-test";
+    let moto = Moto::start();
+    let bucket = moto.new_bucket().await;
+    let host = host();
+    let params = with(moto.driver_parameters(&bucket), &[("encrypt", "true"), ("keyid", KEY)]);
+    let driver = open_driver(&host, "s3", params.clone()).await.expect("open");
+    driver.put_content("/small", b"hello").await.expect("put");
+    let mut writer = driver.writer("/large", false).await.expect("writer");
+    writer.write(&pattern(11 << 20)).await.expect("write");
+    writer.commit().await.expect("commit");
+    let client = moto.client();
+    for key in ["small", "large"] {
+        let head = client
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::AwsKms), "{key}");
+        assert_eq!(head.ssekms_key_id(), Some(KEY), "{key}");
+    }
+
+    let conditions = host
+        .provision("s3", Provision::Ensure, &params)
+        .await
+        .expect("plugin")
+        .expect("ensure");
+    let encrypted = conditions
+        .iter()
+        .find(|c| c.type_ == "StorageEncrypted")
+        .expect("a StorageEncrypted condition");
+    assert_eq!(encrypted.status, "True", "{encrypted:?}");
+    let encryption = client
+        .get_bucket_encryption()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("encryption");
+    let default = encryption
+        .server_side_encryption_configuration()
+        .and_then(|c| c.rules().first())
+        .and_then(|rule| rule.apply_server_side_encryption_by_default())
+        .expect("a default encryption rule");
+    assert_eq!(default.sse_algorithm(), &ServerSideEncryption::AwsKms);
+    assert_eq!(default.kms_master_key_id(), Some(KEY));
+}
+
+/// `redirect-url` presigns a GET that a signature-checking server honours
+/// (and refuses once tampered with), addressed to `redirectendpoint` when
+/// one is set: there, another name of the same server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_redirects_are_honoured_and_go_to_the_redirect_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::signing::SigningServer::start(dir.path(), "signed-bucket").await;
+    let public = server.endpoint.replace("127.0.0.1", "localhost");
+    let host = host();
+    let direct = server.driver_parameters("signed-bucket");
+    let redirected = with(direct.clone(), &[("redirectendpoint", &public)]);
+    for (params, base) in [(direct, &server.endpoint), (redirected, &public)] {
+        let driver = open_driver(&host, "s3", params).await.expect("open");
+        driver.put_content("/a/blob", b"redirected").await.expect("put");
+        let url = driver
+            .redirect_url("GET", "/a/blob")
+            .await
+            .expect("presign")
+            .expect("a redirect URL");
+        assert!(url.starts_with(&format!("{base}/")), "{url} is not on {base}");
+        assert_eq!(http_get(&url).await, (200, b"redirected".to_vec()), "{url}");
+        // The last hex digit of the signature, changed.
+        let flipped = if url.ends_with('0') { '1' } else { '0' };
+        let tampered = match url.find("X-Amz-Signature=") {
+            Some(at) => {
+                let end = url[at..].find('&').map_or(url.len(), |i| at + i);
+                format!("{}{flipped}{}", &url[..end - 1], &url[end..])
+            }
+            None => panic!("no signature in {url}"),
+        };
+        assert_eq!(http_get(&tampered).await.0, 403, "{tampered}");
+    }
+}
+
+/// Status and body of a plain GET.
+async fn http_get(url: &str) -> (u16, Vec<u8>) {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<hyper::body::Bytes>>();
+    let response = tokio::time::timeout(Duration::from_secs(30), client.get(url.parse().expect("a URI")))
+        .await
+        .expect("an answer in bounded time")
+        .expect("GET");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, body.to_vec())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_region_is_an_error_at_start_not_a_panic() {
     let host = host();
