@@ -894,14 +894,28 @@ impl GuestFileWriter for Writer {
             )));
         }
         let len = data.len() as u64;
-        if inner.buffer.is_empty() {
-            inner.buffer = data;
-        } else {
-            inner.buffer.extend_from_slice(&data);
-        }
         let chunk = usize::try_from(state.config.chunk_size).unwrap_or(usize::MAX);
-        while inner.buffer.len() >= chunk {
-            self.send_part(state, &mut inner, chunk).map_err(backend)?;
+        // The buffer holds one part and is sized for it once (grown by
+        // doubling it could need twice that), so a writer needs `chunksize`
+        // plus one write of memory.
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            if inner.buffer.capacity() < chunk {
+                let len = inner.buffer.len();
+                inner.buffer.try_reserve_exact(chunk - len).map_err(|_| {
+                    Error::Backend(format!(
+                        "{}: no memory for a part of chunksize {chunk} bytes; lower chunksize or raise plugins.memorylimitmib",
+                        self.path
+                    ))
+                })?;
+            }
+            let room = chunk.saturating_sub(inner.buffer.len());
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            inner.buffer.extend_from_slice(now);
+            rest = later;
+            if inner.buffer.len() >= chunk {
+                self.send_part(state, &mut inner, chunk).map_err(backend)?;
+            }
         }
         Ok(len)
     }
