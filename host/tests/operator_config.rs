@@ -118,6 +118,11 @@ fn cases() -> Vec<Case> {
             vec![("spec.storage.s3.chunkSizeMiB", E, "ChunkSizeOutOfRange")],
         ),
         case(
+            s3(json!({"chunkSizeMiB": 5120})),
+            BOTH,
+            vec![("spec.storage.s3.chunkSizeMiB", E, "ChunkSizeOverMemoryLimit")],
+        ),
+        case(
             s3(json!({"keyID": "arn:aws:kms:us-east-1:1:key/k"})),
             BOTH,
             vec![("spec.storage.s3.keyID", E, "KeyIdWithoutEncryption")],
@@ -277,7 +282,9 @@ fn valid() -> Vec<(Value, Words, Option<Words>)> {
             BOTH,
             None,
         ),
-        (s3(json!({"chunkSizeMiB": 5120})), BOTH, None),
+        // The largest part a plugin's 4 GiB can hold; the mapping raises
+        // the plugin memory limit to match.
+        (s3(json!({"chunkSizeMiB": 4080})), BOTH, None),
     ]
 }
 

@@ -109,6 +109,22 @@ fn cases() -> Vec<Case> {
             vec![],
             vec![("storage.s3.chunksize", E, "InvalidChunkSize")],
         ),
+        // A part must fit the plugin memory limit (256 MiB unless set).
+        (
+            with("    chunksize: 268435456\n"),
+            vec![],
+            vec![("storage.s3.chunksize", E, "ChunkSizeOverMemoryLimit")],
+        ),
+        (
+            with("    chunksize: 5368709120\n"),
+            vec![],
+            vec![("storage.s3.chunksize", E, "ChunkSizeOverMemoryLimit")],
+        ),
+        (
+            with("plugins:\n  memorylimitmib: 20\n"),
+            vec![],
+            vec![("storage.s3.chunksize", E, "ChunkSizeOverMemoryLimit")],
+        ),
         // S3: encryption
         (
             with("    keyid: arn:aws:kms:us-east-1:1:key/k\n"),
@@ -219,6 +235,13 @@ fn load_error_cases() -> Vec<Case> {
 fn valid_configs() -> Vec<(String, Vec<(&'static str, &'static str)>)> {
     vec![
         (inmemory(""), vec![]),
+        // A large part with the plugin memory to hold it.
+        (
+            s3(&format!(
+                "{S3_OK}    chunksize: 268435456\nplugins:\n  memorylimitmib: 512\n"
+            )),
+            vec![],
+        ),
         (
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n".into(),
             vec![],
@@ -244,7 +267,8 @@ fn valid_s3_configs() -> Vec<(String, Vec<(&'static str, &'static str)>)> {
             vec![],
         ),
         (
-            s3("    region: eu-west-1\n    bucket: abc\n    chunksize: 5368709120\n"),
+            // The largest part a plugin's 4 GiB can hold.
+            s3("    region: eu-west-1\n    bucket: abc\n    chunksize: 4278190080\nplugins:\n  memorylimitmib: 4096\n"),
             vec![
                 ("REGISTRY_STORAGE_S3_ACCESSKEY", "AKIAEXAMPLE"),
                 ("REGISTRY_STORAGE_S3_SECRETKEY", "secret"),

@@ -313,6 +313,12 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     if config.plugins.memorylimitmib == 0 {
         return Err(invalid("plugins.memorylimitmib", "must be at least 1".into()));
     }
+    if config.plugins.memorylimitmib > 4096 {
+        return Err(invalid(
+            "plugins.memorylimitmib",
+            "must be at most 4096: a plugin is 32-bit WebAssembly and cannot address more".into(),
+        ));
+    }
     Ok(())
 }
 

@@ -423,6 +423,11 @@ fn wrong_types_name_the_key() {
             "at least 1",
         ),
         (
+            "storage: {inmemory: {}}\nplugins: {memorylimitmib: 8192}\n",
+            "plugins.memorylimitmib",
+            "at most 4096",
+        ),
+        (
             "storage: {inmemory: {}}\nplugins: {calltimeout: 0s}\n",
             "plugins.calltimeout",
             "longer than 0",

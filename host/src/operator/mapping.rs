@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `storage.emptyDir` / `storage.pvc` | `filesystem` under `/registry` (the volume) |
 //! | `storage.s3.{bucket,region,regionEndpoint,encrypt,keyID,virtualHostedStyle}` | `storage.s3.<lower-case name>` |
-//! | `storage.s3.chunkSizeMiB` | `storage.s3.chunksize` in bytes |
+//! | `storage.s3.chunkSizeMiB` | `storage.s3.chunksize` in bytes, and `plugins.memorylimitmib` raised to hold a part when above 240 |
 //! | S3 credentials | `REGISTRY_STORAGE_S3_ACCESSKEY`/`_SECRETKEY` from the secret `image-registry-private-configuration-user`, when it has them |
 //! | `storage.{gcs,swift,azure,ibmcos,oss}` | the driver of that name, each scalar field a parameter (lower-cased) |
 //! | `logLevel` (Normal info, else debug); `logging` (0 error, 1 warn, 2-3 info, else debug) | `log.level` |
@@ -29,6 +29,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::config::{ImageRegistrySpec, LogLevel, Storage};
+
+/// `plugins.memorylimitmib` when nothing sets it (`crate::config`).
+const DEFAULT_PLUGIN_MEMORY_MIB: i64 = 256;
+/// The most a (32-bit) plugin can address; registry-rules names a chunk
+/// size that needs more.
+const MAX_PLUGIN_MEMORY_MIB: i64 = 4096;
 
 /// The secret the user puts S3 credentials in (namespace [`NAMESPACE`]).
 pub const CREDENTIALS_SECRET: &str = "image-registry-private-configuration-user";
@@ -240,6 +246,18 @@ fn s3_env(s3: &super::config::S3, secret_keys: &[String], env: &mut Builder) {
         chunk_bytes.as_deref(),
         "spec.storage.s3.chunkSizeMiB",
     );
+    // The S3 driver holds a part in plugin memory, plus about 16 MiB (the
+    // margin registry-rules checks): a large chunk size raises the limit.
+    let plugin_memory = s3
+        .chunk_size_mib
+        .map(|mib| mib.saturating_add(16).min(MAX_PLUGIN_MEMORY_MIB))
+        .filter(|&mib| mib > DEFAULT_PLUGIN_MEMORY_MIB)
+        .map(|mib| mib.to_string());
+    env.optional(
+        "REGISTRY_PLUGINS_MEMORYLIMITMIB",
+        plugin_memory.as_deref(),
+        "spec.storage.s3.chunkSizeMiB",
+    );
     env.flag("REGISTRY_STORAGE_S3_ENCRYPT", s3.encrypt, "spec.storage.s3.encrypt");
     env.optional(
         "REGISTRY_STORAGE_S3_KEYID",
@@ -416,6 +434,23 @@ mod tests {
             Some("spec.storage.s3.regionEndpoint")
         );
         assert!(env.ignored.is_empty());
+    }
+
+    #[test]
+    fn a_large_chunk_size_raises_the_plugin_memory_limit() {
+        for (chunk, limit) in [(10, None), (240, None), (1024, Some("1040")), (5120, Some("4096"))] {
+            let env = registry_env(
+                &spec(serde_json::json!({"storage": {"s3": {"bucket": "b-1", "chunkSizeMiB": chunk}}})),
+                &[],
+            )
+            .unwrap();
+            let expected = limit.and_then(lit);
+            assert_eq!(
+                var(&env, "REGISTRY_PLUGINS_MEMORYLIMITMIB"),
+                expected.as_ref(),
+                "{chunk}"
+            );
+        }
     }
 
     #[test]
