@@ -238,7 +238,11 @@ async fn a_kms_key_encrypts_objects_and_becomes_the_bucket_default() {
             .send()
             .await
             .expect("head");
-        assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::AwsKms), "{key}");
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms),
+            "{key}"
+        );
         assert_eq!(head.ssekms_key_id(), Some(KEY), "{key}");
     }
 
