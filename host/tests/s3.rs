@@ -178,7 +178,14 @@ async fn what_the_driver_writes_is_where_distribution_puts_it() {
     let moto = Moto::start();
     let bucket = moto.new_bucket().await;
     let host = host();
-    let params = with(moto.driver_parameters(&bucket), &[("rootdirectory", "/registry-root")]);
+    let params = with(
+        moto.driver_parameters(&bucket),
+        &[
+            ("rootdirectory", "/registry-root"),
+            ("multipartcopythresholdsize", "5242880"),
+            ("multipartcopychunksize", "5242880"),
+        ],
+    );
     let driver = open_driver(&host, "s3", params).await.expect("open");
     driver
         .put_content("/docker/registry/v2/a/b", b"hello")
@@ -197,10 +204,31 @@ async fn what_the_driver_writes_is_where_distribution_puts_it() {
         writer.write(chunk).await.expect("write");
     }
     writer.commit().await.expect("commit");
-    assert_eq!(moto.object(&bucket, "registry-root/big").await, Some(data));
+    assert_eq!(moto.object(&bucket, "registry-root/big").await.as_ref(), Some(&data));
     assert!(
         moto.multipart_uploads(&bucket).await.is_empty(),
         "the upload was completed"
+    );
+
+    // Moved by a multipart copy of parts copied at once (above the copy
+    // threshold, 5 MiB here), then deleted at its source.
+    driver.move_to("/big", "/moved").await.expect("move");
+    assert_eq!(moto.object(&bucket, "registry-root/moved").await, Some(data));
+    let moved = moto
+        .client()
+        .head_object()
+        .bucket(&bucket)
+        .key("registry-root/moved")
+        .send()
+        .await
+        .expect("head");
+    // A multipart ETag ends with its part count: 12 MiB in 5, 5 and 2.
+    let etag = moved.e_tag().unwrap_or_default();
+    assert!(etag.trim_matches('"').ends_with("-3"), "{etag}");
+    assert_eq!(moto.object(&bucket, "registry-root/big").await, None);
+    assert!(
+        moto.multipart_uploads(&bucket).await.is_empty(),
+        "the copy was completed"
     );
 
     // A cancelled writer leaves neither an object nor an upload in progress.

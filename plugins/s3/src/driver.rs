@@ -9,6 +9,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectCannedAcl, ObjectIdentifier, ServerSideEncryption, StorageClass};
 use aws_sdk_s3::Client;
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::berth::storage::types::InstanceModel;
 use crate::berth::storage::types::NetworkAccess;
@@ -369,10 +370,12 @@ impl State {
     }
 
     /// Copies `source` (of `size` bytes) to `destination`: one CopyObject up
-    /// to 5 GiB, a multipart copy above.
+    /// to `multipartcopythresholdsize`, above it a multipart copy of
+    /// `multipartcopychunksize` parts, `multipartcopymaxconcurrency` at a
+    /// time, so that even a large blob moves within one plugin call.
     fn copy(&self, source: &str, destination: &str, size: u64) -> Result<(), Failure> {
         let copy_source = format!("{}/{}", self.bucket(), encode_key(source));
-        if size <= MAX_CHUNK {
+        if size <= self.config.copy_threshold.min(MAX_CHUNK) {
             let request = object_options!(
                 self.client
                     .copy_object()
@@ -385,27 +388,23 @@ impl State {
             return Ok(());
         }
         let upload_id = self.create_upload(destination)?;
-        let copied = (|| {
-            let mut parts = Vec::new();
-            for (start, end) in copy_ranges(size, self.config.copy_chunk_size) {
-                let number = parts.len() as i32 + 1;
-                let etag = self.copy_part(&copy_source, destination, &upload_id, number, start, end)?;
-                parts.push(Part {
-                    number,
-                    etag,
-                    size: end - start,
-                });
-            }
-            self.complete(destination, &upload_id, &parts)
-        })();
+        let ranges = copy_ranges(size, self.config.copy_chunk_size);
+        let copies = futures_util::stream::iter(ranges.into_iter().enumerate())
+            .map(|(i, (start, end))| {
+                let number = i as i32 + 1;
+                self.copy_part(&copy_source, destination, &upload_id, number, start, end)
+            })
+            .buffered(self.config.copy_concurrency);
+        let copied = block_on(copies.try_collect::<Vec<Part>>())
+            .and_then(|parts| self.complete(destination, &upload_id, &parts));
         if copied.is_err() {
             let _ = self.abort(destination, &upload_id);
         }
         copied
     }
 
-    /// UploadPartCopy of the bytes `start..end` of `copy_source`; the ETag.
-    fn copy_part(
+    /// UploadPartCopy of the bytes `start..end` of `copy_source`.
+    async fn copy_part(
         &self,
         copy_source: &str,
         key: &str,
@@ -413,7 +412,7 @@ impl State {
         number: i32,
         start: u64,
         end: u64,
-    ) -> Result<String, Failure> {
+    ) -> Result<Part, Failure> {
         let request = self
             .client
             .upload_part_copy()
@@ -423,12 +422,16 @@ impl State {
             .part_number(number)
             .copy_source(copy_source)
             .copy_source_range(format!("bytes={start}-{}", end - 1));
-        let output = block_on(request.send()).map_err(|e| failure(self.bucket(), "UploadPartCopy", e))?;
-        Ok(output
-            .copy_part_result()
-            .and_then(|r| r.e_tag())
-            .unwrap_or_default()
-            .to_string())
+        let output = request
+            .send()
+            .await
+            .map_err(|e| failure(self.bucket(), "UploadPartCopy", e))?;
+        let etag = output.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default();
+        Ok(Part {
+            number,
+            etag: etag.to_string(),
+            size: end - start,
+        })
     }
 
     fn get_object(&self, key: &str) -> Result<Vec<u8>, Failure> {
@@ -846,12 +849,8 @@ impl Writer {
                 let source = format!("{}/{}", state.bucket(), encode_key(&self.key));
                 for (start, end) in copy_ranges(size, MAX_CHUNK) {
                     let number = inner.parts.last().map_or(1, |p| p.number + 1);
-                    let etag = state.copy_part(&source, &self.key, &upload_id, number, start, end)?;
-                    inner.parts.push(Part {
-                        number,
-                        etag,
-                        size: end - start,
-                    });
+                    let part = block_on(state.copy_part(&source, &self.key, &upload_id, number, start, end))?;
+                    inner.parts.push(part);
                 }
             }
         }

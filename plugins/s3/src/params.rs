@@ -10,6 +10,10 @@ pub const MAX_CHUNK: u64 = 5 << 30;
 pub const DEFAULT_CHUNK: u64 = 10 << 20;
 /// Distribution's default part size of a multipart copy.
 pub const DEFAULT_COPY_CHUNK: u64 = 32 << 20;
+/// Distribution's default size above which a copy is a multipart copy.
+pub const DEFAULT_COPY_THRESHOLD: u64 = 32 << 20;
+/// Distribution's default number of parts copied at once.
+pub const DEFAULT_COPY_CONCURRENCY: usize = 100;
 
 /// The parameters this driver knows; anything else is a configuration mistake.
 pub const KNOWN: &[&str] = &[
@@ -75,6 +79,10 @@ pub struct Config {
     pub key_id: Option<String>,
     pub chunk_size: u64,
     pub copy_chunk_size: u64,
+    /// Objects larger than this are copied part by part, in parallel; a
+    /// single CopyObject of a large object on S3 can outlast a plugin call.
+    pub copy_threshold: u64,
+    pub copy_concurrency: usize,
     /// The key prefix, without leading or trailing `/`; empty for the bucket root.
     pub root: String,
     /// None for distribution's `NONE`: no storage-class header.
@@ -97,17 +105,18 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_size(name: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
-    let size: u64 = value
+/// A whole number (of bytes, of parts) within `min..=max`.
+fn parse_number(name: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
+    let number: u64 = value
         .trim()
         .parse()
-        .map_err(|_| format!("parameter {name:?} must be a number of bytes, not {value:?}"))?;
-    if !(min..=max).contains(&size) {
+        .map_err(|_| format!("parameter {name:?} must be a whole number, not {value:?}"))?;
+    if !(min..=max).contains(&number) {
         return Err(format!(
-            "parameter {name:?} is {size} bytes; it must be between {min} (5 MiB) and {max} (5 GiB)"
+            "parameter {name:?} is {number}; it must be between {min} and {max}"
         ));
     }
-    Ok(size)
+    Ok(number)
 }
 
 /// `k=v,k2=v2` into pairs.
@@ -205,23 +214,24 @@ impl Config {
                     .into(),
             );
         }
-        let chunk_size =
-            text("chunksize").map_or(Ok(DEFAULT_CHUNK), |v| parse_size("chunksize", v, MIN_CHUNK, MAX_CHUNK))?;
-        let copy_chunk_size = text("multipartcopychunksize").map_or(Ok(DEFAULT_COPY_CHUNK), |v| {
-            parse_size("multipartcopychunksize", v, MIN_CHUNK, MAX_CHUNK)
+        let chunk_size = text("chunksize").map_or(Ok(DEFAULT_CHUNK), |v| {
+            parse_number("chunksize", v, MIN_CHUNK, MAX_CHUNK)
         })?;
-        // Accepted for compatibility: this driver copies sequentially, and
-        // one CopyObject up to 5 GiB beats any multipart copy then.
-        for name in [
-            "multipartcopymaxconcurrency",
-            "multipartcopythresholdsize",
-            "maxthreads",
-        ] {
-            if let Some(value) = text(name) {
-                value
-                    .parse::<u64>()
-                    .map_err(|_| format!("parameter {name:?} must be a number, not {value:?}"))?;
-            }
+        let copy_chunk_size = text("multipartcopychunksize").map_or(Ok(DEFAULT_COPY_CHUNK), |v| {
+            parse_number("multipartcopychunksize", v, MIN_CHUNK, MAX_CHUNK)
+        })?;
+        let copy_threshold = text("multipartcopythresholdsize").map_or(Ok(DEFAULT_COPY_THRESHOLD), |v| {
+            parse_number("multipartcopythresholdsize", v, 0, MAX_CHUNK)
+        })?;
+        let copy_concurrency = text("multipartcopymaxconcurrency").map_or(Ok(DEFAULT_COPY_CONCURRENCY), |v| {
+            parse_number("multipartcopymaxconcurrency", v, 1, 10_000).map(|n| n as usize)
+        })?;
+        // Accepted for compatibility: the host's connection pool bounds
+        // what runs at once.
+        if let Some(value) = text("maxthreads") {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("parameter \"maxthreads\" must be a number, not {value:?}"))?;
         }
         let encrypt = flag("encrypt", false)?;
         let key_id = text("keyid").map(str::to_string);
@@ -264,6 +274,8 @@ impl Config {
             key_id,
             chunk_size,
             copy_chunk_size,
+            copy_threshold,
+            copy_concurrency,
             root,
             storage_class,
             object_acl: text("objectacl").map(str::to_string),
@@ -341,7 +353,8 @@ pub fn copy_ranges(size: u64, max: u64) -> Vec<(u64, u64)> {
         return Vec::new();
     }
     let count = size.div_ceil(max.max(MIN_CHUNK));
-    let each = size.div_ceil(count);
+    // Not under the minimum when `max` is near it (12 MiB by 5: 5, 5, 2).
+    let each = size.div_ceil(count).max(MIN_CHUNK);
     (0..count)
         .map(|i| (i * each, ((i + 1) * each).min(size)))
         .filter(|(start, end)| start < end)
@@ -486,5 +499,32 @@ mod tests {
         let ranges = copy_ranges(100 << 20, 32 << 20);
         assert_eq!(ranges.len(), 4);
         assert!(ranges.iter().all(|(s, e)| e - s <= 32 << 20));
+        assert_eq!(
+            copy_ranges(12 << 20, MIN_CHUNK),
+            vec![(0, 5 << 20), (5 << 20, 10 << 20), (10 << 20, 12 << 20)]
+        );
+    }
+
+    #[test]
+    fn multipart_copy_parameters() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(
+            (config.copy_threshold, config.copy_concurrency),
+            (DEFAULT_COPY_THRESHOLD, DEFAULT_COPY_CONCURRENCY)
+        );
+        let config = parse(&[
+            ("multipartcopythresholdsize", "0"),
+            ("multipartcopymaxconcurrency", "4"),
+        ])
+        .unwrap();
+        assert_eq!((config.copy_threshold, config.copy_concurrency), (0, 4));
+        for (name, value) in [
+            ("multipartcopymaxconcurrency", "0"),
+            ("multipartcopythresholdsize", "6000000000"),
+            ("multipartcopythresholdsize", "big"),
+        ] {
+            let err = parse(&[(name, value)]).unwrap_err();
+            assert!(err.contains(name), "{err}");
+        }
     }
 }
