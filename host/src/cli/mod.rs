@@ -44,7 +44,6 @@ enum Command {
     Storage(storage::StorageCommand),
 }
 
-/// Runs the command line; the exit status says whether it worked.
 /// glibc's malloc, left to itself, keeps what blob transfers free: after the
 /// first multi-MiB buffer is freed it raises its mmap threshold above that
 /// size, so later ones come from per-thread arenas that rarely shrink, and a
@@ -66,6 +65,7 @@ fn tune_allocator() {
     }
 }
 
+/// Runs the command line; the exit status says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tune_allocator();
