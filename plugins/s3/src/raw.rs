@@ -65,31 +65,27 @@ impl Response {
         values.first().map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
-    /// Up to `max` bytes of the body, fewer only at its end; empty at the end.
+    /// Up to `max` bytes of the body, at least one, as much as has arrived;
+    /// empty at the end.
     pub fn read(&mut self, max: u64) -> Result<Vec<u8>, String> {
         let Some(stream) = self.stream.as_ref() else {
             return Ok(Vec::new());
         };
-        let mut data: Vec<u8> = Vec::new();
-        while (data.len() as u64) < max {
-            match stream.blocking_read(max - data.len() as u64) {
-                Ok(chunk) if data.is_empty() => data = chunk, // one chunk: no copy
-                Ok(chunk) => {
-                    // Room for the rest at once: growing by doubling would
-                    // copy what is there again and again.
-                    data.reserve_exact(max as usize - data.len());
-                    data.extend_from_slice(&chunk);
-                }
+        // One chunk as the host has it (a few hundred KiB from S3), not
+        // stitched to `max`: stitching cost a copy of every byte.
+        loop {
+            match stream.blocking_read(max) {
+                Ok(chunk) if chunk.is_empty() => continue, // nothing yet
+                Ok(chunk) => return Ok(chunk),
                 Err(StreamError::Closed) => {
                     self.stream = None;
-                    break;
+                    return Ok(Vec::new());
                 }
                 Err(StreamError::LastOperationFailed(err)) => {
                     return Err(format!("reading the response body: {}", err.to_debug_string()))
                 }
             }
         }
-        Ok(data)
     }
 
     /// The whole (small) body, for error documents.
