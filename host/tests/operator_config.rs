@@ -368,28 +368,24 @@ async fn s3_without_region_or_endpoint_says_to_set_one() {
     let host = host(None);
     let spec = json!({"storage": {"s3": {"bucket": "registry-data"}}});
     let found = check(&host, &spec, &facts(BOTH, None)).await;
-    let region = found
-        .iter()
-        .find(|f| f.field_path == "spec.storage.s3.region")
-        .unwrap_or_else(|| panic!("no finding on spec.storage.s3.region: {found:#?}"));
-    assert_eq!((region.severity, region.reason.as_str()), (E, "MissingRegion"));
-    for words in ["`region`", "us-east-1", "`regionEndpoint`"] {
-        assert!(region.message.contains(words), "{}", region.message);
-    }
+    common::assert_error_naming(
+        &found,
+        "spec.storage.s3.region",
+        "MissingRegion",
+        &["`region`", "us-east-1", "`regionEndpoint`"],
+    );
 }
 
 #[tokio::test]
 async fn s3_without_credentials_names_the_secret_and_its_keys() {
     let host = host(None);
     let found = check(&host, &s3(json!({})), &facts(&[], None)).await;
-    let missing = found
-        .iter()
-        .find(|f| f.reason == "MissingCredentials")
-        .unwrap_or_else(|| panic!("no MissingCredentials: {found:#?}"));
-    assert_eq!((missing.field_path.as_str(), missing.severity), ("spec.storage.s3", E));
-    for words in ["image-registry-private-configuration-user", ACCESS, SECRET] {
-        assert!(missing.message.contains(words), "{}", missing.message);
-    }
+    common::assert_error_naming(
+        &found,
+        "spec.storage.s3",
+        "MissingCredentials",
+        &["image-registry-private-configuration-user", ACCESS, SECRET],
+    );
     // One key present: the message names the one missing.
     let found = check(&host, &s3(json!({})), &facts(&[SECRET], None)).await;
     let incomplete = found

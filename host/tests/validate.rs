@@ -354,37 +354,23 @@ async fn s3_without_region_or_endpoint_says_to_set_one() {
         &[],
     )
     .await;
-    let region = found
-        .iter()
-        .find(|f| f.field_path == "storage.s3.region")
-        .expect("a finding on storage.s3.region");
-    assert_eq!((region.severity, region.reason.as_str()), (E, "MissingRegion"));
-    for words in ["`region`", "us-east-1", "`regionendpoint`"] {
-        assert!(region.message.contains(words), "{}", region.message);
-    }
+    common::assert_error_naming(
+        &found,
+        "storage.s3.region",
+        "MissingRegion",
+        &["`region`", "us-east-1", "`regionendpoint`"],
+    );
 }
 
 #[tokio::test]
 async fn s3_without_credentials_names_the_variables() {
     let host = host(None);
     let found = findings(&host, &s3("    region: us-east-1\n    bucket: registry-data\n"), &[]).await;
-    let missing = found
-        .iter()
-        .find(|f| f.reason == "MissingCredentials")
-        .expect("a MissingCredentials finding");
-    assert_eq!(
-        (missing.field_path.as_str(), missing.severity),
-        ("storage.s3.accesskey", E)
-    );
-    assert!(
-        missing.message.contains("REGISTRY_STORAGE_S3_ACCESSKEY"),
-        "{}",
-        missing.message
-    );
-    assert!(
-        missing.message.contains("REGISTRY_STORAGE_S3_SECRETKEY"),
-        "{}",
-        missing.message
+    common::assert_error_naming(
+        &found,
+        "storage.s3.accesskey",
+        "MissingCredentials",
+        &["REGISTRY_STORAGE_S3_ACCESSKEY", "REGISTRY_STORAGE_S3_SECRETKEY"],
     );
 }
 

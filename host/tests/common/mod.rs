@@ -83,3 +83,22 @@ pub fn assert_well_formed(finding: &berth::validate::Finding) {
         "{finding:?}"
     );
 }
+
+/// The error finding at `field_path` with `reason`, asserting that its
+/// message names each of `words`.
+pub fn assert_error_naming<'a>(
+    found: &'a [berth::validate::Finding],
+    field_path: &str,
+    reason: &str,
+    words: &[&str],
+) -> &'a berth::validate::Finding {
+    let finding = found
+        .iter()
+        .find(|f| f.field_path == field_path && f.reason == reason)
+        .unwrap_or_else(|| panic!("no {reason} at {field_path}: {found:#?}"));
+    assert_eq!(finding.severity, berth::validate::Severity::Error, "{finding:?}");
+    for words in words {
+        assert!(finding.message.contains(words), "{}", finding.message);
+    }
+    finding
+}
