@@ -58,11 +58,12 @@ fn plugin_inspect_describes_a_component() {
     let (ok, stdout) = berth(&["plugin", "inspect", wasm.to_str().unwrap()]);
     assert!(ok, "{stdout}");
     assert!(
-        stdout.contains("world:      berth:storage/storage-driver@0.1.0"),
+        stdout.contains("world:      berth:storage/local-storage-driver@0.1.0"),
         "{stdout}"
     );
     assert!(stdout.contains("provisions: no"), "{stdout}");
     assert!(stdout.contains("  berth:storage/driver@0.1.0"), "{stdout}");
+    assert!(stdout.contains("  berth:storage/local-files@0.1.0"), "{stdout}");
     assert!(stdout.contains("  wasi:filesystem/preopens@"), "{stdout}");
     let size = std::fs::metadata(&wasm).expect("wasm").len();
     assert!(stdout.contains(&format!("size:       {size} bytes")), "{stdout}");

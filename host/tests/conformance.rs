@@ -49,3 +49,35 @@ async fn every_bundled_driver_passes_the_suite() {
         assert!(failures.is_empty(), "{name} failed:\n{}", failures.join("\n"));
     }
 }
+
+/// The filesystem driver names the file behind each path (`local-files`), so
+/// the host reads content straight from it: a piece four times the plugin's
+/// whole memory limit reads in one go, which it could not through the plugin.
+/// Files are still only reachable inside the root directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filesystem_content_is_read_by_the_host_inside_the_root_only() {
+    let options = PluginHostOptions {
+        memory_limit: 8 << 20,
+        ..PluginHostOptions::default()
+    };
+    let host = PluginHost::new(options).expect("plugin host");
+    let top = tempfile::tempdir().expect("scratch directory");
+    let root = top.path().join("root");
+    let content: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::fs::write(root.join("a/big"), &content).unwrap();
+    std::fs::write(top.path().join("secret"), b"outside the root").unwrap();
+    std::os::unix::fs::symlink(top.path().join("secret"), root.join("a/out")).unwrap();
+    let params = vec![("rootdirectory".to_string(), root.display().to_string())];
+    let driver = open_driver(&host, "filesystem", params).await.expect("open driver");
+
+    let mut reader = driver.reader("/a/big", 1).await.expect("reader");
+    let piece = reader.read(32 << 20).await.expect("a 32 MiB read");
+    assert!(piece == content[1..], "{} bytes, not the content", piece.len());
+    assert!(reader.read(1).await.expect("read at the end").is_empty());
+
+    match driver.reader("/a/out", 0).await {
+        Ok(mut reader) => panic!("read {:?} through a link out of the root", reader.read(64).await),
+        Err(err) => assert!(err.to_string().contains("/a/out"), "{err}"),
+    }
+}

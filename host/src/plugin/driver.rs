@@ -21,9 +21,11 @@ pub(crate) mod wit {
     pub use super::bindings::berth::storage::{host, types};
 }
 
+// The world with every optional export of a driver: each interface is
+// looked up on its own, so a plugin without `local-files` is still a driver.
 mod bindings {
     wasmtime::component::bindgen!({
-        world: "storage-driver",
+        world: "local-storage-driver",
         path: "../wit/storage",
         exports: { default: async },
     });
@@ -33,6 +35,7 @@ use bindings::berth::storage::host::Level;
 pub use bindings::berth::storage::types::{
     DriverInfo, Error as WitError, FileInfo as WitFileInfo, InstanceModel, NetworkAccess,
 };
+use bindings::exports::berth::storage::{driver as driver_export, local_files};
 
 /// The result of one guest call: the plugin failed (outer), or the operation
 /// answered (inner, with the contract's own error).
@@ -40,7 +43,7 @@ pub type Answer<T> = Result<Result<T, WitError>, PluginError>;
 
 /// Adds the imports of the storage-driver world (besides WASI) to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    bindings::StorageDriver::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+    bindings::LocalStorageDriver::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
 }
 
 impl bindings::berth::storage::types::Host for HostState {}
@@ -62,7 +65,10 @@ impl bindings::berth::storage::host::Host for HostState {
 pub struct DriverPlugin {
     name: Arc<str>,
     engine: Engine,
-    pre: bindings::StorageDriverPre<HostState>,
+    pre: InstancePre<HostState>,
+    driver: driver_export::GuestIndices,
+    /// Present when the plugin exports `local-files`.
+    local_files: Option<local_files::GuestIndices>,
     options: PluginHostOptions,
     parameters: Vec<(String, String)>,
     info: DriverInfo,
@@ -106,12 +112,15 @@ impl DriverPlugin {
         options: PluginHostOptions,
         parameters: Vec<(String, String)>,
     ) -> Result<Self, PluginError> {
-        let pre = bindings::StorageDriverPre::new(pre)
+        let driver = driver_export::GuestIndices::new(&pre)
             .map_err(|err| PluginError::new(&name, "load", format!("is not a storage driver: {err:#}")))?;
+        let local_files = local_files::GuestIndices::new(&pre).ok();
         Ok(DriverPlugin {
             name,
             engine,
             pre,
+            driver,
+            local_files,
             options,
             parameters,
             info: DriverInfo {
@@ -142,6 +151,16 @@ impl DriverPlugin {
 
     pub fn info(&self) -> &DriverInfo {
         &self.info
+    }
+
+    /// The host directory granted to the plugin, if it asked for one.
+    pub fn directory(&self) -> Option<&str> {
+        self.directory.as_deref()
+    }
+
+    /// Whether the plugin exports `local-files`.
+    pub fn exports_local_files(&self) -> bool {
+        self.local_files.is_some()
     }
 
     /// An initialised instance: a fresh one for `per-call` plugins, the
@@ -203,7 +222,18 @@ impl DriverPlugin {
             &self.options,
         );
         let deadline = arm(&mut store, self.options.call_timeout);
-        let guest = tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
+        let guest = tokio::time::timeout_at(deadline.into(), async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let local_files = match &self.local_files {
+                Some(indices) => Some(indices.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok(Guest {
+                driver: self.driver.load(&mut store, &instance)?,
+                local_files,
+            })
+        })
+        .await;
         let mut session = Session {
             plugin: self.name.clone(),
             timeout: self.options.call_timeout,
@@ -238,10 +268,16 @@ pub struct Session {
     plugin: Arc<str>,
     timeout: Duration,
     store: Store<HostState>,
-    guest: Option<bindings::StorageDriver>,
+    guest: Option<Guest>,
     /// Why this instance can no longer be called, after a trap or deadline.
     failure: Option<String>,
     resident: bool,
+}
+
+/// The exports of one instance.
+struct Guest {
+    driver: driver_export::Guest,
+    local_files: Option<local_files::Guest>,
 }
 
 /// Calls one guest export under the deadline: `call!(self, "name", |driver,
@@ -250,7 +286,7 @@ macro_rules! call {
     ($session:ident, $op:literal, |$driver:ident, $store:ident| $call:expr) => {{
         let guest = usable(&$session.plugin, $op, &$session.failure, &$session.guest)?;
         let deadline = arm(&mut $session.store, $session.timeout);
-        let $driver = guest.berth_storage_driver();
+        let $driver = &guest.driver;
         let $store = &mut $session.store;
         let outcome = tokio::time::timeout_at(deadline.into(), $call).await;
         $session.settle($op, outcome)
@@ -352,6 +388,19 @@ impl Session {
             .call_redirect_url(store, method, path))
     }
 
+    /// The file holding the content at `path`, if the plugin names one
+    /// (only plugins exporting `local-files` do).
+    pub async fn file_path(&mut self, path: &str) -> Answer<Option<String>> {
+        const OP: &str = "local-files.file-path";
+        let guest = usable(&self.plugin, OP, &self.failure, &self.guest)?;
+        let Some(local_files) = &guest.local_files else {
+            return Ok(Ok(None));
+        };
+        let deadline = arm(&mut self.store, self.timeout);
+        let outcome = tokio::time::timeout_at(deadline.into(), local_files.call_file_path(&mut self.store, path)).await;
+        self.settle(OP, outcome)
+    }
+
     pub async fn walk(&mut self, path: &str, start_after: Option<&str>, limit: u32) -> Answer<Vec<WitFileInfo>> {
         call!(self, "walk", |driver, store| driver.call_walk(
             store,
@@ -394,8 +443,8 @@ fn usable<'a>(
     plugin: &str,
     op: &str,
     failure: &Option<String>,
-    guest: &'a Option<bindings::StorageDriver>,
-) -> Result<&'a bindings::StorageDriver, PluginError> {
+    guest: &'a Option<Guest>,
+) -> Result<&'a Guest, PluginError> {
     match (failure, guest) {
         (None, Some(guest)) => Ok(guest),
         (Some(failure), _) => Err(PluginError::new(

@@ -20,6 +20,7 @@ pub struct Inspection {
 
 pub(crate) const DRIVER: &str = "berth:storage/driver@";
 const PROVISIONER: &str = "berth:storage/provisioner@";
+const LOCAL_FILES: &str = "berth:storage/local-files@";
 const VALIDATOR: &str = super::validator::VALIDATOR_EXPORT;
 
 /// Whether `component` exports an interface whose name starts with `prefix`
@@ -41,6 +42,8 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSou
         .map(|v| {
             let world = if provisions_storage {
                 "provisioning-storage-driver"
+            } else if version(LOCAL_FILES).is_some() {
+                "local-storage-driver"
             } else {
                 "storage-driver"
             };

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod layout;
+mod local_file;
 mod path;
 mod walk;
 mod wasm;

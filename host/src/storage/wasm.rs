@@ -1,12 +1,14 @@
 //! The `StorageDriver` backed by a WebAssembly plugin: paths are checked
 //! before the plugin sees them, and what it answers is checked against the
-//! contract before anyone else sees it.
+//! contract before anyone else sees it. Content a plugin keeps in files it
+//! names through `local-files` is read from those files directly.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use wasmtime::component::ResourceAny;
 
+use super::local_file::LocalRoot;
 use super::{
     check_directory_path, check_file_path, walk, FileInfo, FileReader, FileWriter, Result, StorageDriver, StorageError,
 };
@@ -19,11 +21,20 @@ pub async fn open_driver(
     parameters: Vec<(String, String)>,
 ) -> Result<Arc<dyn StorageDriver>> {
     let plugin = host.storage_driver(name, parameters).await?;
-    Ok(Arc::new(WasmDriver { plugin }))
+    let local_root = match plugin.directory() {
+        Some(dir) if plugin.exports_local_files() => Some(
+            LocalRoot::open(dir)
+                .map_err(|err| StorageError::Backend(format!("cannot open the directory {dir}: {err}")))?,
+        ),
+        _ => None,
+    };
+    Ok(Arc::new(WasmDriver { plugin, local_root }))
 }
 
 struct WasmDriver {
     plugin: DriverPlugin,
+    /// The plugin's directory, when it names the files holding content.
+    local_root: Option<LocalRoot>,
 }
 
 /// No real file is larger than this; a bigger size is a negative number or
@@ -91,6 +102,15 @@ impl StorageDriver for WasmDriver {
     async fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>> {
         check_file_path(path)?;
         let session = self.session().await?;
+        if let Some(root) = &self.local_root {
+            if let Some(file) = answer(session.lock().await.file_path(path).await)? {
+                let Some(relative) = root.relative(&file) else {
+                    let what = format!("named `{file}` for {path}, which is not a file path inside its directory");
+                    return Err(self.broke("local-files.file-path", what));
+                };
+                return Ok(Box::new(root.reader(relative, path, offset)?));
+            }
+        }
         let reader = answer(session.lock().await.reader(path, offset).await)?;
         Ok(Box::new(WasmReader {
             plugin: self.plugin.name().to_string(),

@@ -5,11 +5,12 @@
 //! so a storage path `/a/b` is the file `{rootdirectory}/a/b`. Directory
 //! operations go through `std::fs`; file content goes through
 //! `wasi:filesystem` descriptors directly, because std writes in 64 KiB pieces
-//! and one positional write per chunk is markedly faster.
+//! and one positional write per chunk is markedly faster. Each path's content
+//! is one file, which `local-files` names so that the host reads it itself.
 
 wit_bindgen::generate!({
     path: "../../wit/storage",
-    world: "berth:storage/storage-driver@0.1.0",
+    world: "berth:storage/local-storage-driver@0.1.0",
 });
 
 use std::cell::Cell;
@@ -331,6 +332,12 @@ impl Guest for Filesystem {
         let after = start_after.as_deref().unwrap_or("");
         walk_dir(root()?, &path, after, limit as usize, &mut page).at(&path)?;
         Ok(page)
+    }
+}
+
+impl exports::berth::storage::local_files::Guest for Filesystem {
+    fn file_path(path: String) -> Result<Option<String>, Error> {
+        Ok(Some(root()?.full(&path)))
     }
 }
 
