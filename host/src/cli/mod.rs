@@ -65,6 +65,27 @@ fn tune_allocator() {
     }
 }
 
+/// How often a serving process gives freed heap memory back to the system.
+/// The trim threshold lets the heap keep up to 8 MiB of freed download
+/// pieces for reuse while transfers run; this returns them once transfers
+/// stop (5.6 MiB of a 29 MiB RSS after pushes, pulls and manifest GETs like
+/// `bench/registry.sh`'s). Under load it costs a few page faults per tick.
+const HEAP_TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn spawn_heap_trimmer() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::spawn(async {
+        let mut ticks = tokio::time::interval(HEAP_TRIM_INTERVAL);
+        loop {
+            ticks.tick().await;
+            // SAFETY: malloc_trim only returns free memory to the system.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    });
+}
+
 /// Runs the command line; the exit status says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -79,7 +100,10 @@ pub fn main() -> ExitCode {
     let log = cli.log.as_deref();
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args, log).await,
+            Command::Serve(args) => {
+                spawn_heap_trimmer();
+                serve::run(args, log).await
+            }
             Command::Plugin(command) => {
                 init_logging(log.unwrap_or("warn"), false);
                 plugin::run(command).await
