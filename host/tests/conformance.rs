@@ -81,3 +81,31 @@ async fn filesystem_content_is_read_by_the_host_inside_the_root_only() {
         Err(err) => assert!(err.to_string().contains("/a/out"), "{err}"),
     }
 }
+
+/// The filesystem driver's own `reader`, which Berth no longer calls (it
+/// reads the files `local-files` names) but other hosts may, still reads
+/// from an offset to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filesystem_drivers_own_reader_still_reads() {
+    let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
+    let root = tempfile::tempdir().expect("scratch directory");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::create_dir_all(root.path().join("a")).unwrap();
+    std::fs::write(root.path().join("a/blob"), &content).unwrap();
+    let params = vec![("rootdirectory".to_string(), root.path().display().to_string())];
+    let plugin = host.storage_driver("filesystem", params).await.expect("driver");
+    let session = plugin.session().await.expect("session");
+    let mut session = session.lock().await;
+
+    let reader = session.reader("/a/blob", 7).await.expect("plugin").expect("reader");
+    let mut read = Vec::new();
+    loop {
+        let piece = session.read(reader, 100_000).await.expect("plugin").expect("read");
+        assert!(piece.len() <= 100_000, "{} bytes", piece.len());
+        if piece.is_empty() {
+            break;
+        }
+        read.extend_from_slice(&piece);
+    }
+    assert!(read == content[7..], "{} bytes, not the content", read.len());
+}
