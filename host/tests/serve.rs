@@ -137,12 +137,19 @@ fn start(storage: &Storage) -> Server {
 /// Starts berth on `storage` with `extra` appended to its config.yml, and
 /// waits until `answers(addr)`.
 fn start_with(storage: &Storage, extra: &str, answers: impl Fn(&str) -> bool) -> Server {
+    start_with_env(storage, extra, &[], answers)
+}
+
+/// [`start_with`], with `env` set for the process as well.
+fn start_with_env(storage: &Storage, extra: &str, env: &[(&str, &str)], answers: impl Fn(&str) -> bool) -> Server {
     let port = free_port();
     let config = storage.dir.path().join(format!("config-{port}.yml"));
     std::fs::write(&config, format!("version: 0.1\n{}{extra}", storage.yaml)).expect("config");
     let addr = format!("127.0.0.1:{port}");
     let log = storage.dir.path().join(format!("berth-{port}.log"));
-    let child = berth(&config, &[("REGISTRY_HTTP_ADDR", &addr)])
+    let mut env = env.to_vec();
+    env.push(("REGISTRY_HTTP_ADDR", &addr));
+    let child = berth(&config, &env)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
@@ -479,4 +486,34 @@ fn bad_configurations_exit_with_status_2_and_name_the_field() {
         assert!(stderr.contains(field), "the error does not name {field}:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// Each request is one log line naming its method, path, status, bytes and
+/// repository; written to a file, the log has no terminal colour codes. A
+/// log filter that does not parse is said to be wrong, and info is used.
+#[test]
+fn each_request_is_one_plain_log_line() {
+    let storage = Storage::filesystem();
+    let server = start_with_env(&storage, "", &[("BERTH_LOG", "info,[[")], |addr| {
+        request(addr, "GET", "/healthz", &[], b"").is_some()
+    });
+    let log = server.log_text();
+    assert!(log.contains("the log filter `info,[[` is not valid"), "{log}");
+    let zeros = "0".repeat(64);
+    let path = format!("/v2/some/repo/blobs/sha256:{zeros}");
+    let reply = request(&server.addr, "GET", &path, &[], b"").expect("GET");
+    assert_eq!(reply.status, 404, "{}", reply.head);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = server.log_text();
+        if let Some(line) = log.lines().find(|line| line.contains(&path)) {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no log line for {path}:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for field in ["method=GET", "status=404", "bytes=", "repository=\"some/repo\""] {
+        assert!(line.contains(field), "{field} missing from: {line}");
+    }
+    assert!(!server.log_text().contains('\u{1b}'), "colour codes in the log file");
 }

@@ -140,13 +140,18 @@ fn plugin_host(config: &Config, plugin_dir: Option<PathBuf>) -> anyhow::Result<P
 
 /// Logs to stderr, as text or one JSON object per line.
 fn init_logging(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let parsed = tracing_subscriber::EnvFilter::try_new(filter);
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_env_filter(parsed.as_ref().map_or_else(|_| "info".into(), Clone::clone))
+        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not in files or log collectors.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         builder.json().init();
     } else {
         builder.init();
+    }
+    if let Err(err) = parsed {
+        tracing::warn!("the log filter `{filter}` is not valid ({err}); logging at info");
     }
 }

@@ -178,7 +178,11 @@ fn log_request(method: &Method, path: &str, response: &Response, started: std::t
         %method,
         path,
         status = response.status().as_u16(),
-        bytes = header(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok()),
+        // A body built whole (an error, a manifest) has no Content-Length
+        // header yet: hyper adds it from the body's exact size.
+        bytes = header(header::CONTENT_LENGTH.as_str())
+            .and_then(|v| v.parse::<u64>().ok())
+            .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact()),
         duration_ms = started.elapsed().as_secs_f64() * 1e3,
         repository = route.as_ref().and_then(Route::repository),
         digest = header("docker-content-digest"),
