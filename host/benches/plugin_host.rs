@@ -4,7 +4,8 @@
 //!   driver), which includes creating a Store, instantiating and initialising
 //!   the component; target < 5 us;
 //! - 1 GiB written then read through the filesystem driver, against plain
-//!   tokio file I/O with the same chunk size; target >= 0.8x native.
+//!   tokio file I/O with the same chunk size; target >= 0.8x native. Writes
+//!   go through the plugin; reads come from the file it names.
 //!
 //! Run: `cargo bench -p berth --bench plugin_host`. BENCH_GIB=n changes the
 //! size; BENCH_COLD=1 (Linux, root) drops the page cache before each read, so
@@ -103,7 +104,7 @@ async fn run() -> anyhow::Result<()> {
     let mbps = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
     println!(
         "{:<8} {:>12} {:>12} {:>8}",
-        "1 GiB", "native MB/s", "plugin MB/s", "ratio"
+        "1 GiB", "native MB/s", "driver MB/s", "ratio"
     );
     println!(
         "{:<8} {:>12.0} {:>12.0} {:>8.2}",

@@ -34,6 +34,24 @@ fn plugin_test_passes_a_bundled_driver() {
 }
 
 #[test]
+fn plugin_test_runs_a_file_naming_driver_both_ways() {
+    let (ok, stdout) = berth(&["plugin", "test", "filesystem", "--large-stream-mib", "16"]);
+    assert!(ok, "{stdout}");
+    for how in ["reading the files it names", "reading through its reader"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("conformance suite: plugin filesystem") && l.ends_with(how)),
+            "no suite {how}:\n{stdout}"
+        );
+    }
+    let oks = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert!(oks >= 60, "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert_eq!(last, format!("{oks} passed, 0 failed"));
+}
+
+#[test]
 fn plugin_test_fails_loudly_on_a_broken_driver() {
     let wasm = plugin_wasm("broken");
     let (ok, stdout) = berth(&["plugin", "test", wasm.to_str().unwrap()]);

@@ -2,7 +2,7 @@
 //! through the library (`host/tests/cli.rs` runs it through the CLI).
 
 use berth::plugin::{InstanceModel, Origin, PluginHost, PluginHostOptions};
-use berth::storage::{conformance, open_driver};
+use berth::storage::{conformance, open_driver, open_driver_reading, ReadPath};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bundled_driver_passes_the_suite() {
@@ -36,17 +36,31 @@ async fn every_bundled_driver_passes_the_suite() {
         } else {
             1 << 30
         };
-        let driver = open_driver(&host, &name, params).await.expect("open driver");
-        let options = conformance::SuiteOptions {
-            large_stream_bytes: large,
-        };
-        let outcomes = conformance::run(driver, &options, |_| {}).await;
-        let failures: Vec<String> = outcomes
-            .iter()
-            .filter_map(|case| case.result.as_ref().err().map(|why| format!("{}: {why}", case.name)))
-            .collect();
-        assert!(outcomes.len() >= 30, "{name}: only {} cases ran", outcomes.len());
-        assert!(failures.is_empty(), "{name} failed:\n{}", failures.join("\n"));
+        // A driver that names its files is read from them; its own reader
+        // is part of the contract too.
+        let mut read_paths = vec![ReadPath::NamedFiles];
+        if host.inspect(&name).expect("inspect").names_local_files {
+            read_paths.push(ReadPath::PluginReader);
+        }
+        for read_path in read_paths {
+            let driver = open_driver_reading(&host, &name, params.clone(), read_path)
+                .await
+                .expect("open driver");
+            let options = conformance::SuiteOptions {
+                large_stream_bytes: large,
+            };
+            let outcomes = conformance::run(driver, &options, |_| {}).await;
+            let failures: Vec<String> = outcomes
+                .iter()
+                .filter_map(|case| case.result.as_ref().err().map(|why| format!("{}: {why}", case.name)))
+                .collect();
+            assert!(outcomes.len() >= 30, "{name}: only {} cases ran", outcomes.len());
+            assert!(
+                failures.is_empty(),
+                "{name}, {read_path:?}, failed:\n{}",
+                failures.join("\n")
+            );
+        }
     }
 }
 
@@ -80,32 +94,4 @@ async fn filesystem_content_is_read_by_the_host_inside_the_root_only() {
         Ok(mut reader) => panic!("read {:?} through a link out of the root", reader.read(64).await),
         Err(err) => assert!(err.to_string().contains("/a/out"), "{err}"),
     }
-}
-
-/// The filesystem driver's own `reader`, which Berth no longer calls (it
-/// reads the files `local-files` names) but other hosts may, still reads
-/// from an offset to the end.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_filesystem_drivers_own_reader_still_reads() {
-    let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
-    let root = tempfile::tempdir().expect("scratch directory");
-    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    std::fs::create_dir_all(root.path().join("a")).unwrap();
-    std::fs::write(root.path().join("a/blob"), &content).unwrap();
-    let params = vec![("rootdirectory".to_string(), root.path().display().to_string())];
-    let plugin = host.storage_driver("filesystem", params).await.expect("driver");
-    let session = plugin.session().await.expect("session");
-    let mut session = session.lock().await;
-
-    let reader = session.reader("/a/blob", 7).await.expect("plugin").expect("reader");
-    let mut read = Vec::new();
-    loop {
-        let piece = session.read(reader, 100_000).await.expect("plugin").expect("read");
-        assert!(piece.len() <= 100_000, "{} bytes", piece.len());
-        if piece.is_empty() {
-            break;
-        }
-        read.extend_from_slice(&piece);
-    }
-    assert!(read == content[7..], "{} bytes, not the content", read.len());
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::plugin::{InstanceModel, Origin, PluginHost, PluginHostOptions};
-use crate::storage::{conformance, open_driver};
+use crate::storage::{conformance, open_driver_reading, ReadPath};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -120,19 +120,34 @@ async fn test(
     };
     let resident = info.instance_model == InstanceModel::Resident;
     let large_mib = large_stream_mib.unwrap_or(if resident { 64 } else { 1024 });
-    let driver = open_driver(&host, &name, params).await?;
-    println!("conformance suite: plugin {name}, large stream {large_mib} MiB");
-    let options = conformance::SuiteOptions {
-        large_stream_bytes: large_mib << 20,
+    // A driver that names its files is read from them, as the registry
+    // reads it; then once more through its own reader, which is part of
+    // the contract too.
+    let read_paths = if host.inspect(&name)?.names_local_files {
+        vec![
+            (ReadPath::NamedFiles, ", reading the files it names"),
+            (ReadPath::PluginReader, ", reading through its reader"),
+        ]
+    } else {
+        vec![(ReadPath::NamedFiles, "")]
     };
-    let outcomes = conformance::run(driver, &options, |case| match &case.result {
-        Ok(()) => println!("ok    {} ({:.2}s)", case.name, case.elapsed.as_secs_f64()),
-        Err(why) => println!("FAIL  {} ({:.2}s): {why}", case.name, case.elapsed.as_secs_f64()),
-    })
-    .await;
+    let (mut passed, mut failed) = (0, 0);
+    for (read_path, how) in read_paths {
+        let driver = open_driver_reading(&host, &name, params.clone(), read_path).await?;
+        println!("conformance suite: plugin {name}, large stream {large_mib} MiB{how}");
+        let options = conformance::SuiteOptions {
+            large_stream_bytes: large_mib << 20,
+        };
+        let outcomes = conformance::run(driver, &options, |case| match &case.result {
+            Ok(()) => println!("ok    {} ({:.2}s)", case.name, case.elapsed.as_secs_f64()),
+            Err(why) => println!("FAIL  {} ({:.2}s): {why}", case.name, case.elapsed.as_secs_f64()),
+        })
+        .await;
+        let failures = outcomes.iter().filter(|case| case.result.is_err()).count();
+        (passed, failed) = (passed + outcomes.len() - failures, failed + failures);
+    }
     drop(scratch);
-    let failed = outcomes.iter().filter(|case| case.result.is_err()).count();
-    println!("{} passed, {failed} failed", outcomes.len() - failed);
+    println!("{passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

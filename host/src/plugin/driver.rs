@@ -12,6 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::call::{arm, new_store, outcome as outcome_of};
 use super::http::Network;
+use super::inspect::{exports_interface, LOCAL_FILES};
 use super::state::HostState;
 use super::{PluginError, PluginHostOptions};
 
@@ -114,7 +115,15 @@ impl DriverPlugin {
     ) -> Result<Self, PluginError> {
         let driver = driver_export::GuestIndices::new(&pre)
             .map_err(|err| PluginError::new(&name, "load", format!("is not a storage driver: {err:#}")))?;
-        let local_files = local_files::GuestIndices::new(&pre).ok();
+        let local_files = match local_files::GuestIndices::new(&pre) {
+            Ok(indices) => Some(indices),
+            Err(err) => {
+                if exports_interface(&engine, pre.component(), LOCAL_FILES) {
+                    tracing::warn!(plugin = %name, "its local-files export is not one this host reads ({err:#}); its content is read through its reader");
+                }
+                None
+            }
+        };
         Ok(DriverPlugin {
             name,
             engine,

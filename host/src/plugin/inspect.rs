@@ -14,13 +14,15 @@ pub struct Inspection {
     pub exports: Vec<String>,
     pub imports: Vec<String>,
     pub provisions_storage: bool,
+    /// Whether it names the files holding its content (`local-files`).
+    pub names_local_files: bool,
     pub size: usize,
     pub sha256: String,
 }
 
 pub(crate) const DRIVER: &str = "berth:storage/driver@";
 const PROVISIONER: &str = "berth:storage/provisioner@";
-const LOCAL_FILES: &str = "berth:storage/local-files@";
+pub(crate) const LOCAL_FILES: &str = "berth:storage/local-files@";
 const VALIDATOR: &str = super::validator::VALIDATOR_EXPORT;
 
 /// Whether `component` exports an interface whose name starts with `prefix`
@@ -38,11 +40,12 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSou
     let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
     let version = |prefix: &str| exports.iter().find_map(|e| e.strip_prefix(prefix).map(str::to_string));
     let provisions_storage = version(PROVISIONER).is_some();
+    let names_local_files = version(LOCAL_FILES).is_some();
     let world = version(DRIVER)
         .map(|v| {
             let world = if provisions_storage {
                 "provisioning-storage-driver"
-            } else if version(LOCAL_FILES).is_some() {
+            } else if names_local_files {
                 "local-storage-driver"
             } else {
                 "storage-driver"
@@ -56,6 +59,7 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSou
         exports,
         imports,
         provisions_storage,
+        names_local_files,
         size: source.wasm().len(),
         sha256: source.sha256().to_string(),
     }

@@ -4,7 +4,8 @@
 //! the directory granted to the plugin.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,18 +13,17 @@ use async_trait::async_trait;
 
 use super::{check_file_path, FileReader, Result, StorageError};
 
-/// A plugin's granted directory, open for looking files up beneath it.
+/// A plugin's granted directory, as the plugin sees it.
 pub(super) struct LocalRoot {
-    /// The directory as the plugin sees it, without a trailing `/`.
+    /// Without a trailing `/`.
     path: String,
-    dir: File,
 }
 
 impl LocalRoot {
-    pub fn open(path: &str) -> io::Result<LocalRoot> {
-        let dir = cap_primitives::fs::open_ambient_dir(Path::new(path), cap_primitives::ambient_authority())?;
-        let path = path.trim_end_matches('/').to_string();
-        Ok(LocalRoot { path, dir })
+    pub fn new(path: &str) -> LocalRoot {
+        LocalRoot {
+            path: path.trim_end_matches('/').to_string(),
+        }
     }
 
     /// The path of `file` below the directory, if it is a path of the
@@ -35,51 +35,70 @@ impl LocalRoot {
     }
 
     /// Opens `relative` read-only for the content at the storage path
-    /// `path`, from `offset`. Symbolic links are followed only while they
-    /// stay beneath the directory.
-    pub fn reader(&self, relative: &str, path: &str, offset: u64) -> Result<LocalFileReader> {
-        let mut options = cap_primitives::fs::OpenOptions::new();
-        options.read(true);
-        let at = |err: io::Error| match err.kind() {
+    /// `path`, from `offset`. The directory is opened afresh, as each plugin
+    /// instance's pre-open is, and symbolic links are followed only while
+    /// they stay beneath it. On the blocking pool, like the reads: the disk
+    /// may be slow or remote.
+    pub async fn reader(&self, relative: &str, path: &str, offset: u64) -> Result<LocalFileReader> {
+        let (root, relative) = (self.path.clone(), relative.to_string());
+        let opened = tokio::task::spawn_blocking(move || {
+            let dir = cap_primitives::fs::open_ambient_dir(Path::new(&root), cap_primitives::ambient_authority())?;
+            let mut options = cap_primitives::fs::OpenOptions::new();
+            options.read(true);
+            let file = cap_primitives::fs::open(&dir, Path::new(&relative), &options)?;
+            let is_dir = file.metadata()?.is_dir();
+            Ok::<_, io::Error>((file, is_dir))
+        })
+        .await;
+        let (file, is_dir) = abandoned(path, opened)?.map_err(|err| match err.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => StorageError::PathNotFound(path.to_string()),
             _ => StorageError::Backend(format!("{path}: {err}")),
-        };
-        let mut file = cap_primitives::fs::open(&self.dir, Path::new(relative), &options).map_err(at)?;
-        if !file.metadata().map_err(at)?.is_file() {
-            return Err(StorageError::PathNotFound(path.to_string()));
+        })?;
+        if is_dir {
+            // As the plugin's own reader fails on one.
+            return Err(StorageError::Backend(format!("{path}: is a directory")));
         }
-        // Past the end, reads find nothing: the reader is at its end.
-        file.seek(SeekFrom::Start(offset)).map_err(at)?;
         Ok(LocalFileReader {
             path: path.to_string(),
             file: Arc::new(file),
+            offset,
         })
     }
 }
 
-/// A file open at the position of the next read.
+/// The outcome of work on the blocking pool, which fails only when the
+/// runtime is shutting down.
+fn abandoned<T>(path: &str, outcome: std::result::Result<T, tokio::task::JoinError>) -> Result<T> {
+    outcome.map_err(|err| StorageError::Backend(format!("{path}: abandoned: {err}")))
+}
+
+/// An open file and the offset of the next read. The offset moves only when
+/// a read completes, so a read given up half way skips nothing.
 pub(super) struct LocalFileReader {
     path: String,
     file: Arc<File>,
+    offset: u64,
 }
 
 #[async_trait]
 impl FileReader for LocalFileReader {
     async fn read(&mut self, max_bytes: u32) -> Result<Vec<u8>> {
-        let file = self.file.clone();
-        // On the blocking pool: the file may be on a slow or network disk,
-        // and the read then overlaps with sending the previous piece.
+        let (file, offset) = (self.file.clone(), self.offset);
+        // On the blocking pool: besides a slow disk, the read then overlaps
+        // with sending the previous piece.
         let read = tokio::task::spawn_blocking(move || {
-            let mut data = Vec::with_capacity(max_bytes as usize);
-            (&*file).take(max_bytes.into()).read_to_end(&mut data)?;
+            let mut data = vec![0; max_bytes.max(1) as usize];
+            let read = file.read_at(&mut data, offset)?;
+            data.truncate(read);
             Ok::<_, io::Error>(data)
         })
-        .await
-        .map_err(|err| StorageError::Backend(format!("{}: the read was abandoned: {err}", self.path)))?;
-        read.map_err(|err| StorageError::Backend(format!("{}: {err}", self.path)))
+        .await;
+        let data =
+            abandoned(&self.path, read)?.map_err(|err| StorageError::Backend(format!("{}: {err}", self.path)))?;
+        self.offset += data.len() as u64;
+        Ok(data)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,7 +116,7 @@ mod tests {
         std::os::unix::fs::symlink(top.path().join("secret"), root.join("a/out")).unwrap();
         std::os::unix::fs::symlink("blob", root.join("a/in")).unwrap();
         let path = format!("{}/", root.to_str().unwrap());
-        let local = LocalRoot::open(&path).unwrap();
+        let local = LocalRoot::new(&path);
         (top, local, path.trim_end_matches('/').to_string())
     }
 
@@ -134,23 +153,36 @@ mod tests {
     async fn reads_from_an_offset_in_pieces_of_at_most_the_size_asked() {
         let (_top, local, _) = fixture();
         let content: Vec<u8> = (0..64).collect();
-        let mut reader = local.reader("a/blob", "/a/blob", 0).unwrap();
+        let mut reader = local.reader("a/blob", "/a/blob", 0).await.unwrap();
         assert_eq!(reader.read(64).await.unwrap(), content);
-        let mut reader = local.reader("a/blob", "/a/blob", 10).unwrap();
+        let mut reader = local.reader("a/blob", "/a/blob", 10).await.unwrap();
         assert_eq!(read_all(&mut reader, 7).await, content[10..]);
         for past in [64, 1000] {
-            let mut reader = local.reader("a/blob", "/a/blob", past).unwrap();
+            let mut reader = local.reader("a/blob", "/a/blob", past).await.unwrap();
             assert!(reader.read(16).await.unwrap().is_empty());
         }
-        let mut reader = local.reader("a/in", "/a/in", 60).unwrap();
+        let mut reader = local.reader("a/in", "/a/in", 60).await.unwrap();
         assert_eq!(read_all(&mut reader, 1 << 20).await, content[60..]);
     }
 
-    #[test]
-    fn missing_files_directories_and_links_leading_out_are_refused() {
+    #[tokio::test]
+    async fn a_read_given_up_half_way_skips_nothing() {
         let (_top, local, _) = fixture();
-        for (relative, missing) in [("a/none", true), ("a/blob/x", true), ("a/dir", true), ("a/out", false)] {
-            match local.reader(relative, "/p", 0) {
+        let content: Vec<u8> = (0..64).collect();
+        let mut reader = local.reader("a/blob", "/a/blob", 0).await.unwrap();
+        let first = tokio::time::timeout(std::time::Duration::from_nanos(1), reader.read(8)).await;
+        let from = if first.is_ok() { 8 } else { 0 };
+        // Long enough for a read left running on the blocking pool to end.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(reader.read(8).await.unwrap(), content[from..from + 8]);
+    }
+
+    #[tokio::test]
+    async fn missing_files_directories_and_links_leading_out_are_refused() {
+        let (_top, local, _) = fixture();
+        // (the file, whether it is missing: path-not-found, not a backend error)
+        for (relative, missing) in [("a/none", true), ("a/blob/x", true), ("a/dir", false), ("a/out", false)] {
+            match local.reader(relative, "/p", 0).await {
                 Err(StorageError::PathNotFound(path)) if missing => assert_eq!(path, "/p"),
                 Err(StorageError::Backend(message)) if !missing => assert!(message.starts_with("/p: "), "{message}"),
                 Err(other) => panic!("{relative}: unexpected {other}"),

@@ -11,7 +11,7 @@ mod wasm;
 use async_trait::async_trait;
 
 pub use path::{check_directory_path, check_file_path};
-pub use wasm::open_driver;
+pub use wasm::{open_driver, open_driver_reading, ReadPath};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -14,18 +14,36 @@ use super::{
 };
 use crate::plugin::{release_later, Answer, DriverPlugin, PluginError, PluginHost, SessionRef, WitError, WitFileInfo};
 
-/// Starts the storage-driver plugin `name` with `parameters`.
+/// How a driver's content is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPath {
+    /// From the files the plugin names through `local-files`, where it
+    /// names one; through its `reader` otherwise. What the registry uses.
+    NamedFiles,
+    /// Always through the plugin's own `reader`: to test that reader.
+    PluginReader,
+}
+
+/// Starts the storage-driver plugin `name` with `parameters`, reading
+/// content from the files it names.
 pub async fn open_driver(
     host: &PluginHost,
     name: &str,
     parameters: Vec<(String, String)>,
 ) -> Result<Arc<dyn StorageDriver>> {
+    open_driver_reading(host, name, parameters, ReadPath::NamedFiles).await
+}
+
+/// [`open_driver`], reading content as `read_path` says.
+pub async fn open_driver_reading(
+    host: &PluginHost,
+    name: &str,
+    parameters: Vec<(String, String)>,
+    read_path: ReadPath,
+) -> Result<Arc<dyn StorageDriver>> {
     let plugin = host.storage_driver(name, parameters).await?;
     let local_root = match plugin.directory() {
-        Some(dir) if plugin.exports_local_files() => Some(
-            LocalRoot::open(dir)
-                .map_err(|err| StorageError::Backend(format!("cannot open the directory {dir}: {err}")))?,
-        ),
+        Some(dir) if read_path == ReadPath::NamedFiles && plugin.exports_local_files() => Some(LocalRoot::new(dir)),
         _ => None,
     };
     Ok(Arc::new(WasmDriver { plugin, local_root }))
@@ -103,12 +121,13 @@ impl StorageDriver for WasmDriver {
         check_file_path(path)?;
         let session = self.session().await?;
         if let Some(root) = &self.local_root {
-            if let Some(file) = answer(session.lock().await.file_path(path).await)? {
+            let named = answer(session.lock().await.file_path(path).await)?;
+            if let Some(file) = named {
                 let Some(relative) = root.relative(&file) else {
                     let what = format!("named `{file}` for {path}, which is not a file path inside its directory");
                     return Err(self.broke("local-files.file-path", what));
                 };
-                return Ok(Box::new(root.reader(relative, path, offset)?));
+                return Ok(Box::new(root.reader(relative, path, offset).await?));
             }
         }
         let reader = answer(session.lock().await.reader(path, offset).await)?;
