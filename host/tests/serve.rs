@@ -512,7 +512,8 @@ fn each_request_is_one_plain_log_line() {
         assert!(Instant::now() < deadline, "no log line for {path}:\n{log}");
         std::thread::sleep(Duration::from_millis(50));
     };
-    for field in ["method=GET", "status=404", "bytes=", "repository=\"some/repo\""] {
+    let bytes = format!("bytes={}", reply.body.len());
+    for field in ["method=GET", "status=404", &bytes, "repository=\"some/repo\""] {
         assert!(line.contains(field), "{field} missing from: {line}");
     }
     assert!(!server.log_text().contains('\u{1b}'), "colour codes in the log file");

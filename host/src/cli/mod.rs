@@ -69,22 +69,30 @@ fn tune_allocator() {
 /// The trim threshold lets the heap keep up to 8 MiB of freed download
 /// pieces for reuse while transfers run; this returns them once transfers
 /// stop (5.6 MiB of a 29 MiB RSS after pushes, pulls and manifest GETs like
-/// `bench/registry.sh`'s). Under load it costs a few page faults per tick.
+/// `bench/registry.sh`'s).
 const HEAP_TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Trims the heap every [`HEAP_TRIM_INTERVAL`] on a thread of its own:
+/// `malloc_trim` holds the allocator's lock while it walks the free memory,
+/// which must not stall a runtime worker.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn spawn_heap_trimmer() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    tokio::spawn(async {
-        let mut ticks = tokio::time::interval(HEAP_TRIM_INTERVAL);
-        loop {
-            ticks.tick().await;
+    let spawned = std::thread::Builder::new()
+        .name("berth-heap-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(HEAP_TRIM_INTERVAL);
             // SAFETY: malloc_trim only returns free memory to the system.
             unsafe {
                 libc::malloc_trim(0);
             }
-        }
-    });
+        });
+    if let Err(err) = spawned {
+        tracing::warn!("freed heap memory will not be given back: cannot start a thread: {err}");
+    }
 }
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn spawn_heap_trimmer() {}
 
 /// Runs the command line; the exit status says whether it worked.
 pub fn main() -> ExitCode {
@@ -100,10 +108,7 @@ pub fn main() -> ExitCode {
     let log = cli.log.as_deref();
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => {
-                spawn_heap_trimmer();
-                serve::run(args, log).await
-            }
+            Command::Serve(args) => serve::run(args, log).await,
             Command::Plugin(command) => {
                 init_logging(log.unwrap_or("warn"), false);
                 plugin::run(command).await
@@ -144,8 +149,12 @@ fn init_logging(filter: &str, json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(parsed.as_ref().map_or_else(|_| "info".into(), Clone::clone))
         .with_writer(std::io::stderr)
-        // Colour codes only for a terminal, not in files or log collectors.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        // Colour codes only for a terminal, not in files or log collectors,
+        // and not where NO_COLOR asks for none.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty()),
+        );
     if json {
         builder.json().init();
     } else {

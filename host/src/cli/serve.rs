@@ -52,6 +52,7 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    super::spawn_heap_trimmer();
     let host = super::plugin_host(&config, None)?;
     if let Some(code) = check(&host, &config).await? {
         return Ok(code);
