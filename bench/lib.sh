@@ -98,6 +98,25 @@ wait_ready() {
     die "$1 did not answer $2 within 120 s; see $TMP/$1.log"
 }
 
+# start_pair ref-config ref-port berth-config berth-port: starts
+# docker-registry and berth on their configurations (logs appended to
+# $TMP/docker-registry.log and $TMP/berth.log), waits until both answer /v2/,
+# and sets REF, REF_PID, BERTH_URL and BERTH_PID.
+start_pair() {
+    # docker-registry panics (LoadCustomCABundleError in its s3 driver) when
+    # AWS_CA_BUNDLE is set, whatever the storage.
+    env -u AWS_CA_BUNDLE docker-registry serve "$1" >>"$TMP/docker-registry.log" 2>&1 &
+    REF_PID=$!
+    started "$REF_PID"
+    REF=http://127.0.0.1:$2
+    "$BERTH" serve --config "$3" >>"$TMP/berth.log" 2>&1 &
+    BERTH_PID=$!
+    started "$BERTH_PID"
+    BERTH_URL=http://127.0.0.1:$4
+    wait_ready docker-registry "$REF/v2/" "$REF_PID"
+    wait_ready berth "$BERTH_URL/v2/" "$BERTH_PID"
+}
+
 # ---- the client: curl -----------------------------------------------------
 # push_blob base repo file digest -> prints seconds (POST + PUT), fails on
 # error. The OCI monolithic flow: POST, then one PUT with the whole body.

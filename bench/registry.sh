@@ -44,21 +44,9 @@ mkdir -p "$TMP/ref-root" "$TMP/berth-root"
 REF_CACHE=""
 [[ ${BENCH_REF_CACHE:-} == 1 ]] && REF_CACHE=$'  cache:\n    blobdescriptor: inmemory'
 write_config "$TMP/ref.yml" "$TMP/ref-root" "$REF_PORT" $'  accesslog:\n    disabled: true' "$REF_CACHE"
-# docker-registry panics when AWS_CA_BUNDLE is set to something it cannot use.
-env -u AWS_CA_BUNDLE docker-registry serve "$TMP/ref.yml" >"$TMP/docker-registry.log" 2>&1 &
-REF_PID=$!
-started "$REF_PID"
-REF=http://127.0.0.1:$REF_PORT
-
 free_port BERTH_PORT
 write_config "$TMP/berth.yml" "$TMP/berth-root" "$BERTH_PORT" "" ""
-"$BERTH" serve --config "$TMP/berth.yml" >"$TMP/berth.log" 2>&1 &
-BERTH_PID=$!
-started "$BERTH_PID"
-BERTH_URL=http://127.0.0.1:$BERTH_PORT
-
-wait_ready docker-registry "$REF/v2/" "$REF_PID"
-wait_ready berth "$BERTH_URL/v2/" "$BERTH_PID"
+start_pair "$TMP/ref.yml" "$REF_PORT" "$TMP/berth.yml" "$BERTH_PORT"
 log "bench: docker-registry pid $REF_PID on $REF, berth pid $BERTH_PID on $BERTH_URL"
 
 # ---- 1. push --------------------------------------------------------------

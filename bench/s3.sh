@@ -77,25 +77,12 @@ EOF
 # start_servers redirect-disable: starts both, sets REF, REF_PID, BERTH_URL,
 # BERTH_PID.
 start_servers() {
-    local port
-    free_port port
-    write_config "$TMP/ref.yml" bench-ref "$port" "$1"
-    # docker-registry's s3 driver panics (LoadCustomCABundleError) when
-    # AWS_CA_BUNDLE is set, whatever the endpoint.
-    env -u AWS_CA_BUNDLE docker-registry serve "$TMP/ref.yml" >>"$TMP/docker-registry.log" 2>&1 &
-    REF_PID=$!
-    started "$REF_PID"
-    REF=http://127.0.0.1:$port
-
-    free_port port
-    write_config "$TMP/berth.yml" bench-berth "$port" "$1"
-    "$BERTH" serve --config "$TMP/berth.yml" >>"$TMP/berth.log" 2>&1 &
-    BERTH_PID=$!
-    started "$BERTH_PID"
-    BERTH_URL=http://127.0.0.1:$port
-
-    wait_ready docker-registry "$REF/v2/" "$REF_PID"
-    wait_ready berth "$BERTH_URL/v2/" "$BERTH_PID"
+    local ref_port berth_port
+    free_port ref_port
+    write_config "$TMP/ref.yml" bench-ref "$ref_port" "$1"
+    free_port berth_port
+    write_config "$TMP/berth.yml" bench-berth "$berth_port" "$1"
+    start_pair "$TMP/ref.yml" "$ref_port" "$TMP/berth.yml" "$berth_port"
     log "bench: redirect.disable $1: docker-registry pid $REF_PID on $REF, berth pid $BERTH_PID on $BERTH_URL, moto pid $MOTO_PID on $S3"
 }
 stop_servers() {

@@ -432,21 +432,7 @@ fn refused(config: &str, env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.yml");
     std::fs::write(&path, config).expect("config");
-    let mut command = berth(&path, env);
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("berth serve started with a bad configuration:\n{config}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
+    common::berth(&["serve", "--config", path.to_str().expect("a UTF-8 path")], env)
 }
 
 #[test]
