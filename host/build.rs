@@ -42,6 +42,7 @@ fn main() {
         println!("cargo:rerun-if-changed={watched}");
     }
 
+    ensure_wasm_target();
     build_plugins(&plugins, &target_dir);
 
     let built = target_dir.join("wasm32-wasip2/release");
@@ -65,6 +66,55 @@ fn main() {
     );
     std::fs::write(out_dir.join("bundled_plugins.rs"), source).unwrap();
     println!("cargo:rustc-env=BERTH_PLUGIN_BUILD_DIR={}", built.display());
+}
+
+/// The guests need the standard library for wasm32-wasip2. rustup installs
+/// the targets of `rust-toolchain.toml` only with a toolchain it installs
+/// itself, not into one that is already there, so a machine with Rust 1.95.0
+/// preinstalled lacks it: add it here, once (a later build finds it and needs
+/// no network), or say exactly what to install when there is no rustup.
+fn ensure_wasm_target() {
+    const TARGET: &str = "wasm32-wasip2";
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .expect("`rustc --print sysroot` failed");
+    if sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir() {
+        return;
+    }
+    // rustup names the toolchain in the environment of the cargo it runs;
+    // otherwise its sysroot is ~/.rustup/toolchains/<name>.
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok().or_else(|| {
+        sysroot
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+    });
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", TARGET]);
+    if let Some(toolchain) = &toolchain {
+        add.args(["--toolchain", toolchain]);
+    }
+    match add.status() {
+        Ok(status) if status.success() => println!(
+            "cargo:warning=added the {TARGET} target to toolchain {} (rustup target add {TARGET}); \
+             the bundled plugins are built for it",
+            toolchain.as_deref().unwrap_or("default"),
+        ),
+        Ok(status) => panic!(
+            "`rustup target add {TARGET}` failed ({status}); the bundled plugins need it: \
+             run it by hand and build again"
+        ),
+        Err(_) => panic!(
+            "the Rust standard library for {TARGET} is not installed in {} and there is no rustup \
+             to add it: install rustup and run `rustup target add {TARGET}`, \
+             or install your distribution's {TARGET} standard library for this rustc",
+            sysroot.display()
+        ),
+    }
 }
 
 /// `cargo build --release --target wasm32-wasip2` in `plugins/`, with the
