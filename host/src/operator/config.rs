@@ -1,7 +1,7 @@
 //! The `Config` custom resource, `configs.imageregistry.operator.openshift.io/v1`,
 //! with OpenShift's field names (github.com/openshift/api, imageregistry/v1).
 //!
-//! Plain serde types, no kube dependency yet. Fields the API leaves open
+//! Plain serde types (with their JSON schema, for the CRD), no kube types. Fields the API leaves open
 //! (`resources`, `tolerations`, `affinity`, `topologySpreadConstraints`,
 //! Azure's `networkAccess`, ...) are kept as JSON values. Values with a fixed
 //! set of words (`logLevel`, `rolloutStrategy`, `managementState`) stay
@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -24,7 +25,7 @@ pub const KIND: &str = "Config";
 
 /// The registry operator's configuration: a cluster-scoped singleton named
 /// `cluster`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Config {
     #[serde(default)]
@@ -41,7 +42,7 @@ pub struct Config {
 
 /// The parts of Kubernetes' `ObjectMeta` the operator reads; others are
 /// ignored.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectMeta {
     pub name: Option<String>,
@@ -53,7 +54,7 @@ pub struct ObjectMeta {
 }
 
 /// `spec`: OpenShift's `ImageRegistrySpec`, with the inlined `OperatorSpec`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ImageRegistrySpec {
     /// Managed, Unmanaged, Removed or Force.
@@ -94,7 +95,7 @@ impl ImageRegistrySpec {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Proxy {
     pub http: Option<String>,
@@ -104,7 +105,7 @@ pub struct Proxy {
 
 /// `spec.storage` (and `status.storage`): exactly one of the storage types,
 /// and whether the operator manages the storage unit.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Storage {
     pub empty_dir: Option<EmptyDir>,
@@ -140,10 +141,10 @@ impl Storage {
 }
 
 /// Ephemeral storage on the node; `emptyDir: {}`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 pub struct EmptyDir {}
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct S3 {
     pub bucket: Option<String>,
@@ -164,7 +165,7 @@ pub struct S3 {
     pub trusted_ca: Option<TrustedCa>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct CloudFront {
     #[serde(rename = "baseURL")]
@@ -177,7 +178,7 @@ pub struct CloudFront {
 }
 
 /// Kubernetes' `SecretKeySelector`: one key of a secret.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SecretKeySelector {
     pub name: Option<String>,
@@ -185,13 +186,13 @@ pub struct SecretKeySelector {
     pub optional: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(default)]
 pub struct TrustedCa {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Gcs {
     pub bucket: Option<String>,
@@ -202,7 +203,7 @@ pub struct Gcs {
     pub key_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Swift {
     #[serde(rename = "authURL")]
@@ -218,14 +219,14 @@ pub struct Swift {
     pub region_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(default)]
 pub struct Pvc {
     /// The claim's name; the operator's default claim when absent.
     pub claim: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Azure {
     pub account_name: Option<String>,
@@ -234,7 +235,7 @@ pub struct Azure {
     pub network_access: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct IbmCos {
     pub bucket: Option<String>,
@@ -246,7 +247,7 @@ pub struct IbmCos {
     pub service_instance_crn: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Oss {
     pub bucket: Option<String>,
@@ -256,14 +257,14 @@ pub struct Oss {
 }
 
 /// `spec.requests`: limits on parallel reads and writes.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(default)]
 pub struct Requests {
     pub read: Option<RequestLimits>,
     pub write: Option<RequestLimits>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RequestLimits {
     pub max_running: Option<i64>,
@@ -272,7 +273,7 @@ pub struct RequestLimits {
     pub max_wait_in_queue: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Route {
     pub name: String,
@@ -282,7 +283,7 @@ pub struct Route {
 
 /// `status`: OpenShift's `ImageRegistryStatus` with the inlined
 /// `OperatorStatus`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ImageRegistryStatus {
     pub observed_generation: Option<i64>,
@@ -298,7 +299,7 @@ pub struct ImageRegistryStatus {
 }
 
 /// An operator condition: `Available`, `Progressing`, `Degraded`, ...
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Condition {
     #[serde(rename = "type")]
