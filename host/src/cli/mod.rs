@@ -1,6 +1,7 @@
 //! The `berth` command line.
 
 mod config;
+mod operator;
 mod plugin;
 mod serve;
 mod storage;
@@ -42,6 +43,9 @@ enum Command {
     /// Create, check or remove the configured storage's backing store.
     #[command(subcommand)]
     Storage(storage::StorageCommand),
+    /// Run the image registry operator: reconcile the `Config` resource
+    /// into a registry Deployment, its storage and its objects.
+    Operator(operator::OperatorArgs),
 }
 
 /// glibc's malloc, left to itself, keeps what blob transfers free: after the
@@ -120,6 +124,10 @@ pub fn main() -> ExitCode {
             Command::Storage(command) => {
                 init_logging(log.unwrap_or("warn"), false);
                 storage::run(command).await
+            }
+            Command::Operator(args) => {
+                init_logging(log.unwrap_or("info"), false);
+                operator::run(args).await
             }
         }
     });

@@ -185,7 +185,7 @@ fn spawn_upload_purging(registry: Registry, age: Duration, interval: Duration) {
 }
 
 /// `:5000` listens on every interface, IPv6 and IPv4 where possible.
-async fn bind(listen: &ListenAddr) -> anyhow::Result<tokio::net::TcpListener> {
+pub(super) async fn bind(listen: &ListenAddr) -> anyhow::Result<tokio::net::TcpListener> {
     let candidates: Vec<String> = match &listen.host {
         Some(host) if host.contains(':') => vec![format!("[{host}]:{}", listen.port)],
         Some(host) => vec![format!("{host}:{}", listen.port)],
@@ -234,7 +234,7 @@ async fn announce_shutdown(signal: impl std::future::Future<Output = ()>) {
     tracing::info!("shutting down: draining requests in flight");
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

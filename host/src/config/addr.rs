@@ -16,7 +16,7 @@ pub struct ListenAddr {
 
 impl ListenAddr {
     /// Splits `text` as Go's `net.SplitHostPort` does, with the port a number.
-    pub(super) fn parse(text: &str) -> Result<ListenAddr, String> {
+    pub fn parse(text: &str) -> Result<ListenAddr, String> {
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (host, after) = rest
                 .split_once(']')
