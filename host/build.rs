@@ -88,11 +88,9 @@ fn ensure_wasm_target() {
     }
     // rustup names the toolchain in the environment of the cargo it runs;
     // otherwise its sysroot is ~/.rustup/toolchains/<name>.
-    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok().or_else(|| {
-        sysroot
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-    });
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN")
+        .ok()
+        .or_else(|| sysroot.file_name().map(|name| name.to_string_lossy().into_owned()));
     let mut add = Command::new("rustup");
     add.args(["target", "add", TARGET]);
     if let Some(toolchain) = &toolchain {
