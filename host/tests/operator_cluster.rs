@@ -788,3 +788,32 @@ fn the_deploy_manifests_apply_and_hold_the_generated_crd() {
         "the operator's Role is bound to its namespace only"
     );
 }
+
+#[test]
+fn an_unreachable_storage_endpoint_is_degraded_naming_the_bucket_and_retried() {
+    let moto = Moto::start();
+    let cluster = Cluster::new("unreachable");
+    let bucket = common::s3::unique_bucket_name();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut spec = s3_spec(&moto, &bucket);
+    spec["storage"]["s3"]["regionEndpoint"] = json!(format!("http://127.0.0.1:{closed}"));
+    spec["storage"]["managementState"] = json!("Managed");
+    cluster.apply(&credentials_secret(SECRET_KEY));
+    cluster.apply(&config_object(&cluster, spec));
+    let _operator = Operator::start(&cluster, "op-unreachable");
+    let degraded = cluster.wait_condition("Degraded", "True");
+    assert_eq!(reason(&degraded), "StorageError");
+    eprintln!("Degraded: {}", message(&degraded));
+    assert!(message(&degraded).contains(&bucket), "{degraded}");
+    assert_eq!(reason(&cluster.wait_condition("Progressing", "True")), "Retrying");
+    assert!(
+        cluster.get("deployment", "image-registry").is_none(),
+        "nothing is deployed on storage that fails"
+    );
+
+    cluster.patch_config(&json!({"spec": {"storage": {"s3": {"regionEndpoint": moto.endpoint}}}}));
+    cluster.wait("the Deployment once the storage answers", || {
+        cluster.get("deployment", "image-registry")
+    });
+    assert_eq!(reason(&cluster.wait_condition("Degraded", "False")), "AsExpected");
+}
