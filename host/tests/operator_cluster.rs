@@ -797,7 +797,6 @@ fn an_unreachable_storage_endpoint_is_degraded_naming_the_bucket_and_retried() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut spec = s3_spec(&moto, &bucket);
     spec["storage"]["s3"]["regionEndpoint"] = json!(format!("http://127.0.0.1:{closed}"));
-    spec["storage"]["managementState"] = json!("Managed");
     cluster.apply(&credentials_secret(SECRET_KEY));
     cluster.apply(&config_object(&cluster, spec));
     let _operator = Operator::start(&cluster, "op-unreachable");
@@ -810,10 +809,26 @@ fn an_unreachable_storage_endpoint_is_degraded_naming_the_bucket_and_retried() {
         cluster.get("deployment", "image-registry").is_none(),
         "nothing is deployed on storage that fails"
     );
+    // Retries (after 1, 2 and 4 s) fail the same way: told once.
+    std::thread::sleep(Duration::from_secs(8));
+    let told = cluster
+        .events()
+        .into_iter()
+        .filter(|(reason, _)| reason == "StorageFailed")
+        .count();
+    assert_eq!(told, 1, "{:?}", cluster.events());
+    assert!(
+        cluster.get_config().unwrap()["spec"]["storage"]["managementState"].is_null(),
+        "a bucket nobody could see is neither Managed nor Unmanaged yet"
+    );
 
     cluster.patch_config(&json!({"spec": {"storage": {"s3": {"regionEndpoint": moto.endpoint}}}}));
     cluster.wait("the Deployment once the storage answers", || {
         cluster.get("deployment", "image-registry")
     });
     assert_eq!(reason(&cluster.wait_condition("Degraded", "False")), "AsExpected");
+    assert_eq!(
+        cluster.get_config().unwrap()["spec"]["storage"]["managementState"],
+        "Managed"
+    );
 }

@@ -328,14 +328,7 @@ impl Operator {
             tracing::warn!("{}", validate::format_text(warning));
         }
         if validate::has_errors(&findings) {
-            let outcome = Outcome::Refused(findings);
-            let conditions = status::conditions(&outcome, None, &[]);
-            if let Some(degraded) = conditions.iter().find(|c| c.type_ == status::DEGRADED) {
-                if let Some(event) = reconcile::refusal_event(&config, degraded) {
-                    self.publish(&config, &event).await;
-                }
-            }
-            self.write_status(&config, &outcome, observed.deployment.as_ref(), &[])
+            self.degraded(&config, Outcome::Refused(findings), &observed, &[])
                 .await?;
             return Ok(self.options.resync);
         }
@@ -344,17 +337,7 @@ impl Operator {
             Ok(Some(storage)) => storage,
             Ok(None) => return Ok(Duration::ZERO),
             Err((message, conditions)) => {
-                self.publish(
-                    &config,
-                    &Event {
-                        warning: true,
-                        reason: "StorageFailed".into(),
-                        note: message.clone(),
-                    },
-                )
-                .await;
-                let outcome = Outcome::StorageFailed(message.clone());
-                self.write_status(&config, &outcome, observed.deployment.as_ref(), &conditions)
+                self.degraded(&config, Outcome::StorageFailed(message.clone()), &observed, &conditions)
                     .await?;
                 return Err(OperatorError::Step(message));
             }
@@ -371,8 +354,7 @@ impl Operator {
         });
         let plan = reconcile::apply(desired, &observed);
         if let Err(message) = self.execute(&plan).await {
-            let outcome = Outcome::ApplyFailed(message.clone());
-            self.write_status(&config, &outcome, observed.deployment.as_ref(), &storage)
+            self.degraded(&config, Outcome::ApplyFailed(message.clone()), &observed, &storage)
                 .await?;
             return Err(OperatorError::Step(message));
         }
@@ -383,6 +365,22 @@ impl Operator {
         self.write_status(&config, &Outcome::Applied, deployment.as_ref(), &storage)
             .await?;
         Ok(self.options.resync)
+    }
+
+    /// A reconcile that stops degraded: an event when that is news, and the
+    /// status, with the Deployment as it runs.
+    async fn degraded(
+        &self,
+        config: &Config,
+        outcome: Outcome,
+        observed: &Observed,
+        storage: &[Condition],
+    ) -> Result<(), OperatorError> {
+        if let Some(event) = reconcile::degraded_event(config, &outcome) {
+            self.publish(config, &event).await;
+        }
+        self.write_status(config, &outcome, observed.deployment.as_ref(), storage)
+            .await
     }
 
     /// Creates the Config with OpenShift's defaults.
@@ -481,18 +479,20 @@ impl Operator {
         let mut conditions = self.provision(&driver, action, &parameters).await?;
         let exists = conditions
             .iter()
-            .any(|c| c.type_ == status::STORAGE_EXISTS && c.status == "True");
+            .find(|c| c.type_ == status::STORAGE_EXISTS)
+            .map(|c| c.status.clone());
+        // Unset: decided by whether the bucket was there (an unreachable
+        // endpoint decides nothing and fails below).
+        let mut decided = None;
         if state.is_none() {
-            let decided = if exists { "Unmanaged" } else { "Managed" };
-            if !exists {
-                conditions = self.provision(&driver, Provision::Ensure, &parameters).await?;
-                self.tell_created(config, &conditions).await;
+            match exists.as_deref() {
+                Some("True") => decided = Some("Unmanaged"),
+                Some("False") => {
+                    conditions = self.provision(&driver, Provision::Ensure, &parameters).await?;
+                    decided = Some("Managed");
+                }
+                _ => {}
             }
-            self.patch_config(json!({"spec": {"storage": {"managementState": decided}}}))
-                .await
-                .map_err(|err| (err.to_string(), conditions.clone()))?;
-            tracing::info!("spec.storage.managementState is now {decided}");
-            return Ok(None);
         }
         let failed: Vec<String> = conditions
             .iter()
@@ -503,6 +503,13 @@ impl Operator {
             return Err((format!("storage.s3: {}", failed.join("; ")), conditions));
         }
         self.tell_created(config, &conditions).await;
+        if let Some(decided) = decided {
+            self.patch_config(json!({"spec": {"storage": {"managementState": decided}}}))
+                .await
+                .map_err(|err| (err.to_string(), conditions.clone()))?;
+            tracing::info!("spec.storage.managementState is now {decided}");
+            return Ok(None);
+        }
         Ok(Some(conditions))
     }
 

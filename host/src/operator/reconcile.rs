@@ -110,19 +110,25 @@ pub fn status(
     }
 }
 
-/// An event for a refused Config, when the refusal is new (its message is
-/// not already the Degraded condition's): so a Config that stays wrong
-/// does not repeat the event on every resync.
-pub fn refusal_event(config: &Config, degraded: &Condition) -> Option<Event> {
+/// A warning event for an outcome that degrades the Config, when that is
+/// news: its Degraded message is not already the Config's. So a Config
+/// that stays wrong, or storage that stays unreachable through the retries,
+/// is told once, not on every reconcile.
+pub fn degraded_event(config: &Config, outcome: &Outcome) -> Option<Event> {
+    let (reason, what) = match outcome {
+        Outcome::Refused(_) => ("ConfigRefused", "not applied, the registry runs as it was"),
+        Outcome::StorageFailed(_) => ("StorageFailed", "the storage is not ready, nothing is applied"),
+        Outcome::ApplyFailed(_) => ("ApplyFailed", "applying the registry's objects failed"),
+        _ => return None,
+    };
+    let next = status::conditions(outcome, None, &[]);
+    let degraded = next.iter().find(|c| c.type_ == status::DEGRADED)?;
     let before = config.status.conditions.iter().find(|c| c.type_ == status::DEGRADED);
     let same = before.is_some_and(|b| b.status == "True" && b.message == degraded.message);
     (!same).then(|| Event {
         warning: true,
-        reason: "ConfigRefused".into(),
-        note: format!(
-            "not applied, the registry runs as it was: {}",
-            degraded.message.as_deref().unwrap_or_default()
-        ),
+        reason: reason.into(),
+        note: format!("{what}: {}", degraded.message.as_deref().unwrap_or_default()),
     })
 }
 
@@ -170,11 +176,16 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_is_told_once() {
-        let degraded = status::condition(status::DEGRADED, "True", "MissingRegion", "spec.storage.s3.region: x");
+    fn a_degradation_is_told_once() {
+        let outcome = Outcome::StorageFailed("bucket \"b\": connection refused".into());
         let mut config = Config::default();
-        assert!(refusal_event(&config, &degraded).is_some());
-        config.status.conditions.push(degraded.clone());
-        assert!(refusal_event(&config, &degraded).is_none());
+        let event = degraded_event(&config, &outcome).unwrap();
+        assert_eq!(event.reason, "StorageFailed");
+        assert!(event.note.contains("connection refused"), "{}", event.note);
+        config.status = status(&config, &outcome, None, &[], "t");
+        assert_eq!(degraded_event(&config, &outcome), None);
+        let other = Outcome::StorageFailed("bucket \"b\": access denied".into());
+        assert!(degraded_event(&config, &other).is_some());
+        assert_eq!(degraded_event(&config, &Outcome::Applied), None);
     }
 }
