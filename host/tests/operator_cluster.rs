@@ -478,6 +478,15 @@ fn an_s3_config_gets_its_bucket_and_the_registry_it_describes_serves_skopeo() {
             .into_iter()
             .find(|(reason, _)| reason == "SecretChanged")
     });
+
+    // Removed: a bucket that holds images is kept, whoever made it.
+    cluster.patch_config(&json!({"spec": {"managementState": "Removed"}}));
+    cluster.wait_condition("Removed", "True");
+    cluster.wait("a StorageKept event", || {
+        cluster.events().into_iter().find(|(reason, _)| reason == "StorageKept")
+    });
+    block_on(moto.client().head_bucket().bucket(&bucket).send()).expect("the bucket with images is still there");
+    assert!(cluster.get("deployment", "image-registry").is_none());
 }
 
 #[test]
@@ -831,4 +840,17 @@ fn an_unreachable_storage_endpoint_is_degraded_naming_the_bucket_and_retried() {
         cluster.get_config().unwrap()["spec"]["storage"]["managementState"],
         "Managed"
     );
+
+    // Removed: the operator made this bucket and nothing is in it, so it
+    // goes too.
+    cluster.patch_config(&json!({"spec": {"managementState": "Removed"}}));
+    cluster.wait_condition("Removed", "True");
+    cluster.wait("a StorageRemoved event", || {
+        cluster
+            .events()
+            .into_iter()
+            .find(|(reason, note)| reason == "StorageRemoved" && note.contains(&bucket))
+    });
+    let head = block_on(moto.client().head_bucket().bucket(&bucket).send());
+    assert!(head.is_err(), "the empty bucket the operator made is deleted");
 }
