@@ -464,6 +464,17 @@ fn bad_configurations_exit_with_status_2_and_name_the_field() {
             "http.tls.certificate",
         ),
         ("version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  tls:\n    key: /nonexistent/key.pem\n", &[], "http.tls"),
+        // Access control Berth does not implement is refused, never ignored.
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\nauth:\n  htpasswd:\n    realm: r\n    path: /etc/htpasswd\n",
+            &[],
+            "auth",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\n",
+            &[("REGISTRY_AUTH_TOKEN_REALM", "https://auth.example.com/token")],
+            "REGISTRY_AUTH_TOKEN_REALM",
+        ),
     ];
     for (config, env, field) in cases {
         let output = refused(config, env);

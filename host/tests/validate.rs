@@ -229,6 +229,17 @@ fn load_error_cases() -> Vec<Case> {
             vec![("REGISTRY_HTTP_ADDR", ":99999")],
             vec![("http.addr", E, "InvalidValue")],
         ),
+        // A safety setting Berth does not implement is refused, not ignored.
+        (
+            inmemory("auth:\n  htpasswd:\n    realm: r\n    path: /etc/htpasswd\n"),
+            vec![],
+            vec![("auth", E, "InvalidValue")],
+        ),
+        (
+            inmemory("http:\n  tls:\n    letsencrypt:\n      cachefile: /var/cache/le\n"),
+            vec![],
+            vec![("http.tls.letsencrypt", E, "InvalidValue")],
+        ),
     ]
 }
 

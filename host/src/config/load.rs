@@ -9,11 +9,46 @@ use super::de::NON_DRIVER_KEYS;
 use super::env::{self, Origin};
 use super::{default_data_dir, Config, ConfigError, ListenAddr, Loaded, Net};
 
-/// Distribution settings Berth does not implement: named as such rather
-/// than as unknown, so that nobody takes `auth` to be in force.
+/// Distribution settings Berth does not implement whose absence would make
+/// the registry less safe than its configuration says (anonymous writes
+/// where `auth` was asked, plain HTTP where Let's Encrypt was, ...): a
+/// configuration with any of them does not load. (path, what to do.)
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "auth",
+        "Berth does not implement distribution's `auth` yet, and without it every client could push, \
+         overwrite and delete anonymously; remove `auth` to serve without access control, \
+         or keep the registry behind a proxy that authenticates",
+    ),
+    (
+        "middleware",
+        "Berth does not implement distribution's registry, repository or storage middleware \
+         (CloudFront, redirects, ...); remove `middleware`",
+    ),
+    (
+        "policy",
+        "Berth does not implement repository class policies; remove `policy`",
+    ),
+    (
+        "http.tls.letsencrypt",
+        "Berth gets no certificates from Let's Encrypt and would not serve the TLS asked for; \
+         set `http.tls.certificate` and `http.tls.key` instead",
+    ),
+    (
+        "http.tls.ciphersuites",
+        "Berth does not restrict TLS cipher suites (rustls offers only AEAD suites); \
+         remove `http.tls.ciphersuites` and set `http.tls.minimumtls` to choose the versions",
+    ),
+    (
+        "validation.manifests.urls",
+        "Berth does not check foreign layer URLs against allow and deny lists; \
+         remove `validation.manifests.urls`",
+    ),
+];
+
+/// Distribution settings Berth does not implement and whose absence is
+/// harmless: named as such rather than as unknown, and warned about.
 const UNSUPPORTED: &[&str] = &[
-    "auth",
-    "middleware",
     "reporting",
     "notifications",
     "redis",
@@ -25,8 +60,6 @@ const UNSUPPORTED: &[&str] = &[
     "log.hooks",
     "http.relativeurls",
     "http.http2",
-    "http.tls.ciphersuites",
-    "http.tls.letsencrypt",
     "http.debug.prometheus",
     "health.file",
     "health.http",
@@ -110,6 +143,7 @@ fn build(mut tree: Mapping, env: &[(String, String)]) -> Result<Loaded, ConfigEr
 
     check_version(&mut tree, &|path| origin_note(&origins, path))?;
     check_storage(&tree, &origins)?;
+    check_refused(&tree, &origins)?;
 
     let mut config: Config = loop {
         let mut typed = tree.clone();
@@ -149,6 +183,26 @@ fn build(mut tree: Mapping, env: &[(String, String)]) -> Result<Loaded, ConfigEr
         }
     }
     Ok(Loaded { config, warnings })
+}
+
+/// The first of the [`REFUSED`] settings that is set (not null, not empty),
+/// as an error naming it and where it came from.
+fn check_refused(tree: &Mapping, origins: &[Origin]) -> Result<(), ConfigError> {
+    for (dotted, why) in REFUSED {
+        let path: Vec<String> = dotted.split('.').map(str::to_owned).collect();
+        let set = match get(tree, &path) {
+            None | Some(Value::Null) => false,
+            Some(Value::Mapping(map)) => !map.is_empty(),
+            Some(_) => true,
+        };
+        if set {
+            return Err(ConfigError::Invalid {
+                key: (*dotted).into(),
+                message: format!("{why}{}", origin_note(origins, &path)),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn single(key: &str, value: Value) -> Value {

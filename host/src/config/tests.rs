@@ -63,10 +63,6 @@ storage:
       dryrun: false
     readonly:
       enabled: false
-auth:
-  htpasswd:
-    realm: basic-realm
-    path: /path/to/htpasswd
 http:
   addr: localhost:5000
   net: tcp
@@ -82,8 +78,6 @@ http:
       - /path/to/ca.pem
       - /path/to/another/ca.pem
     minimumtls: tls1.3
-    letsencrypt:
-      cachefile: /path/to/cache-file
   debug:
     addr: localhost:5001
     prometheus:
@@ -177,12 +171,10 @@ fn distributions_example_reads_with_its_unsupported_parts_named() {
     assert_eq!(
         unsupported,
         [
-            "auth",
             "health.file",
             "http.debug.prometheus",
             "http.http2",
             "http.relativeurls",
-            "http.tls.letsencrypt",
             "log.hooks",
             "redis"
         ]
@@ -344,7 +336,7 @@ fn unknown_variables_are_warnings_naming_them() {
         FILESYSTEM,
         &[
             ("REGISTRY_HTTP_ADR", ":6000"),
-            ("REGISTRY_AUTH_HTPASSWD_PATH", "/etc/htpasswd"),
+            ("REGISTRY_REDIS_ADDR", "localhost:6379"),
             ("REGISTRY_PORT", "tcp://10.0.0.1:5000"),
             ("REGISTRY_LOG_LEVEL_DEBUG", "1"),
         ],
@@ -357,7 +349,7 @@ fn unknown_variables_are_warnings_naming_them() {
     assert!(warnings.contains(&"unknown environment variable `REGISTRY_PORT`; ignored".to_string()));
     assert!(warnings
         .iter()
-        .any(|w| w.contains("`REGISTRY_AUTH_HTPASSWD_PATH` sets `auth`, a distribution setting")));
+        .any(|w| w.contains("`REGISTRY_REDIS_ADDR` sets `redis`, a distribution setting")));
     assert!(warnings
         .iter()
         .any(|w| w.contains("`REGISTRY_LOG_LEVEL_DEBUG`: `log.level` is a value")));
@@ -656,4 +648,35 @@ fn a_config_serialises_to_what_reads_back_the_same() {
     } = ok(&yaml, &[]);
     assert_eq!(again, config);
     assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
+fn settings_whose_absence_is_unsafe_are_refused_by_name() {
+    let auth = "auth:\n  htpasswd:\n    realm: basic-realm\n    path: /etc/htpasswd\n";
+    let letsencrypt = "http:\n  tls:\n    letsencrypt:\n      cachefile: /c\n";
+    let urls = "validation:\n  manifests:\n    urls:\n      allow: ['^https://']\n";
+    let middleware = "middleware:\n  storage:\n    - name: cloudfront\n";
+    let ciphers = "http:\n  tls:\n    ciphersuites: [TLS_AES_128_GCM_SHA256]\n";
+    for (extra, key, words) in [
+        (auth, "auth", "anonymously"),
+        (letsencrypt, "http.tls.letsencrypt", "http.tls.certificate"),
+        (urls, "validation.manifests.urls", "foreign layer"),
+        (middleware, "middleware", "CloudFront"),
+        (ciphers, "http.tls.ciphersuites", "minimumtls"),
+        ("policy:\n  repository:\n    classes: [image]\n", "policy", "policies"),
+    ] {
+        let (found, message) = invalid(&format!("{FILESYSTEM}{extra}"), &[]);
+        assert_eq!(found, key);
+        assert!(message.contains(words), "{message}");
+    }
+    let (key, message) = invalid(FILESYSTEM, &[("REGISTRY_AUTH_HTPASSWD_PATH", "/etc/htpasswd")]);
+    assert_eq!(key, "auth");
+    assert!(message.ends_with("(from REGISTRY_AUTH_HTPASSWD_PATH)"), "{message}");
+    // An empty section asks for nothing; the harmless `validation` keys warn.
+    ok(&format!("{FILESYSTEM}auth: {{}}\nmiddleware:\n"), &[]);
+    let Loaded { warnings, .. } = ok(&format!("{FILESYSTEM}validation:\n  disabled: true\n"), &[]);
+    assert_eq!(
+        warnings,
+        ["`validation` is a distribution setting Berth does not support; ignored"]
+    );
 }
