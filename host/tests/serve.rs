@@ -515,3 +515,183 @@ fn each_request_is_one_plain_log_line() {
     }
     assert!(!server.log_text().contains('\u{1b}'), "colour codes in the log file");
 }
+
+/// Raises this test process's own open-files limit, for its many sockets.
+fn raise_own_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `wait`.
+fn closed_by_server(mut stream: &TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(err) => !matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// 1,100 idle connections (more than the 1,024 open files a process
+/// starts with here) and 20 clients sending their headers a byte at a time
+/// leave a normal client answered; the server closes the idle ones after
+/// `http.idletimeout` and the slow ones after `http.readheadertimeout`,
+/// while an upload whose body moves slowly keeps its connection.
+#[test]
+fn idle_and_slow_clients_do_not_starve_a_normal_one() {
+    assert!(raise_own_open_files() > 1300, "this test needs 1,300 open files");
+    let storage = Storage::filesystem();
+    let server = start_with(
+        &storage,
+        "http:\n  idletimeout: 3s\n  readheadertimeout: 2s\n",
+        |addr| request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200),
+    );
+    let idle: Vec<TcpStream> = (0..1100)
+        .map(|_| TcpStream::connect(&server.addr).expect("an idle connection"))
+        .collect();
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.addr).expect("a slow connection");
+            stream.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").expect("write");
+            stream
+        })
+        .collect();
+    let reply = request(&server.addr, "GET", "/v2/", &[], b"").expect("an answer beside 1,120 other clients");
+    assert_eq!(reply.status, 200);
+
+    // A body that moves a little every second keeps going past the idle
+    // timeout; the slow-header clients trickle bytes all the while.
+    let location = start_upload(&server.addr, "team/slow");
+    let mut upload = TcpStream::connect(&server.addr).expect("connect");
+    let data = content(6 * 1024);
+    write!(
+        upload,
+        "PATCH {location} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/octet-stream\r\n\
+         Content-Range: 0-{}\r\nContent-Length: {}\r\n\r\n",
+        data.len() - 1,
+        data.len()
+    )
+    .expect("headers");
+    for piece in data.chunks(1024) {
+        upload.write_all(piece).expect("a piece of the body");
+        for stream in &mut slow {
+            let _ = stream.write_all(b"X");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let mut answer = String::new();
+    upload.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    upload.read_to_string(&mut answer).expect("the PATCH answer");
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+
+    // Six seconds on: past both limits.
+    let closed_idle = idle
+        .iter()
+        .take(50)
+        .filter(|s| closed_by_server(s, Duration::from_secs(1)))
+        .count();
+    assert_eq!(closed_idle, 50, "idle connections are closed after http.idletimeout");
+    let closed_slow = slow
+        .iter()
+        .filter(|s| closed_by_server(s, Duration::from_secs(1)))
+        .count();
+    assert_eq!(
+        closed_slow, 20,
+        "headers sent too slowly are cut off after http.readheadertimeout"
+    );
+    assert_eq!(
+        request(&server.addr, "GET", "/v2/", &[], b"").map(|r| r.status),
+        Some(200)
+    );
+}
+
+/// Beyond `http.maxconnections` new clients wait (in the listen backlog)
+/// until a slot frees, and the log says the limit was reached.
+#[test]
+fn the_connection_limit_holds_clients_back_and_is_logged() {
+    let storage = Storage::filesystem();
+    let server = start_with(&storage, "http:\n  maxconnections: 5\n  idletimeout: 2s\n", |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
+    });
+    let held: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(&server.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The sixth is answered once the idle five are closed (2 s).
+    let reply = request(&server.addr, "GET", "/v2/", &[], b"").expect("answered after a slot freed");
+    assert_eq!(reply.status, 200);
+    assert!(
+        server.log_text().contains("connection limit reached"),
+        "{}",
+        server.log_text()
+    );
+    drop(held);
+}
+
+/// SIGTERM while a client holds a half-sent request, with no
+/// `http.draintimeout` set: the process exits once the default drain limit
+/// (25 s, inside Kubernetes' 30 s grace period) has passed, whatever the
+/// client does.
+#[test]
+fn sigterm_with_a_half_sent_request_exits_after_the_default_drain_limit() {
+    let storage = Storage::filesystem();
+    let mut server = start(&storage);
+    let location = start_upload(&server.addr, "team/half");
+    let mut half = TcpStream::connect(&server.addr).expect("connect");
+    write!(
+        half,
+        "PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\nonly a little"
+    )
+    .expect("half a request");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "berth serve still runs 45 s after SIGTERM:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(server.log_text().contains("stopping anyway"), "{}", server.log_text());
+    drop(half);
+}
+
+#[test]
+fn connection_limits_that_cannot_hold_are_refused() {
+    for (extra, field) in [
+        ("http:\n  idletimeout: 0s\n", "http.idletimeout"),
+        ("http:\n  readheadertimeout: 0s\n", "http.readheadertimeout"),
+        ("http:\n  maxconnections: 0\n", "http.maxconnections"),
+        ("http:\n  maxconnections: 4000000000\n", "http.maxconnections"),
+    ] {
+        let output = refused(&format!("version: 0.1\nstorage:\n  inmemory: {{}}\n{extra}"), &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{extra}\n{stderr}");
+        assert!(stderr.contains(field), "{stderr}");
+    }
+}

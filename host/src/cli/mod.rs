@@ -1,6 +1,7 @@
 //! The `berth` command line.
 
 mod config;
+mod listen;
 mod operator;
 mod plugin;
 mod serve;

@@ -1,8 +1,8 @@
 //! `berth serve`: the registry on the configured storage plugin.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use clap::Args;
+
+use super::listen;
 
 use crate::config::{self, Config, ListenAddr, LogFormatter};
 use crate::plugin::PluginHost;
@@ -77,16 +79,65 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         spawn_upload_purging(registry.clone(), age, config.storage.maintenance.uploadpurging.interval);
     }
 
-    let app = app(&registry, driver, &config)?;
+    let open_files = listen::raise_open_files_limit();
+    let limits = match limits(&config, open_files) {
+        Ok(limits) => limits,
+        Err(message) => return Ok(config_error(&message)),
+    };
+    let draining = Arc::new(AtomicBool::new(false));
+    let app = app(&registry, driver, &config, draining.clone())?;
     let listener = bind(&listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(addr = %listener.local_addr()?, scheme, storage = driver_name, "berth registry listening");
-    let drain = config.http.draintimeout;
-    match tls {
-        Some(tls) => super::tls::serve(listener, app, tls, announce_shutdown(shutdown_signal()), drain).await,
-        None => serve(listener, app, drain).await?,
-    }
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        scheme,
+        storage = driver_name,
+        max_connections = limits.max_connections,
+        "berth registry listening"
+    );
+    let tls = tls.map(|tls| tokio_rustls::TlsAcceptor::from(Arc::new(tls)));
+    listen::serve(
+        listener,
+        app,
+        tls,
+        limits,
+        draining,
+        announce_shutdown(shutdown_signal()),
+    )
+    .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long requests in flight may finish after SIGTERM when
+/// `http.draintimeout` is not set: within Kubernetes' default grace period
+/// of 30 s, so the process exits before it is killed.
+const DEFAULT_DRAIN: Duration = Duration::from_secs(25);
+/// `http.maxconnections` when not set, if the open-files limit allows it.
+const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+
+/// The serving bounds of `config`, given the open-files limit: a
+/// `maxconnections` the limit cannot hold is refused, the default is cut to
+/// what it holds.
+fn limits(config: &Config, open_files: u64) -> Result<listen::Limits, String> {
+    let http = &config.http;
+    let room = open_files.saturating_sub(listen::RESERVED_FDS).max(1);
+    let max_connections = match http.maxconnections {
+        Some(n) if u64::from(n) > room => {
+            return Err(format!(
+                "http.maxconnections: {n} connections need {} open files, and this process may open {open_files} \
+                 (ulimit -n); raise the limit or lower http.maxconnections",
+                u64::from(n) + listen::RESERVED_FDS
+            ))
+        }
+        Some(n) => u64::from(n),
+        None => DEFAULT_MAX_CONNECTIONS.min(room),
+    };
+    Ok(listen::Limits {
+        header_timeout: http.readheadertimeout,
+        idle_timeout: http.idletimeout,
+        max_connections: max_connections as usize,
+        drain: http.draintimeout.unwrap_or(DEFAULT_DRAIN),
+    })
 }
 
 /// Runs the configuration validators: warnings are logged; any error is
@@ -127,7 +178,12 @@ fn registry_options(config: &Config) -> RegistryOptions {
 }
 
 /// The registry API, `/healthz` and the configured response headers.
-fn app(registry: &Registry, driver: Arc<dyn StorageDriver>, config: &Config) -> anyhow::Result<Router> {
+fn app(
+    registry: &Registry,
+    driver: Arc<dyn StorageDriver>,
+    config: &Config,
+    draining: Arc<AtomicBool>,
+) -> anyhow::Result<Router> {
     let mut headers = Vec::new();
     for (name, values) in &config.http.headers {
         let name = HeaderName::try_from(name.as_str())
@@ -139,7 +195,9 @@ fn app(registry: &Registry, driver: Arc<dyn StorageDriver>, config: &Config) -> 
         }
     }
     let headers = Arc::new(headers);
-    let health = Router::new().route("/healthz", get(healthz)).with_state(driver);
+    let health = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state((driver, draining));
     Ok(health
         .merge(registry.router())
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
@@ -155,8 +213,12 @@ fn app(registry: &Registry, driver: Arc<dyn StorageDriver>, config: &Config) -> 
 }
 
 /// Ready when the storage answers: `stat("/")` succeeds or says there is
-/// nothing yet (an empty bucket). Otherwise 503 with the cause.
-async fn healthz(State(driver): State<Arc<dyn StorageDriver>>) -> Response {
+/// nothing yet (an empty bucket). Otherwise 503 with the cause; 503 too once
+/// shutting down, so a load balancer stops sending before the listener goes.
+async fn healthz(State((driver, draining)): State<(Arc<dyn StorageDriver>, Arc<AtomicBool>)>) -> Response {
+    if draining.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
     match driver.stat("/").await {
         Ok(_) | Err(StorageError::PathNotFound(_)) => (StatusCode::OK, "ok\n").into_response(),
         Err(err) => {
@@ -199,34 +261,6 @@ pub(super) async fn bind(listen: &ListenAddr) -> anyhow::Result<tokio::net::TcpL
         }
     }
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no address to listen on")))
-}
-
-/// Serves until SIGINT or SIGTERM, then stops accepting and lets requests in
-/// flight finish, for at most `drain` when set.
-async fn serve(listener: tokio::net::TcpListener, app: Router, drain: Option<Duration>) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let mut server = tokio::spawn(async move {
-        let mut stop_rx = stop_rx;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
-    tokio::select! {
-        result = &mut server => return Ok(result??),
-        () = announce_shutdown(shutdown_signal()) => {}
-    }
-    let _ = stop_tx.send(true);
-    match drain {
-        Some(limit) => match tokio::time::timeout(limit, &mut server).await {
-            Ok(result) => result??,
-            Err(_) => tracing::warn!("requests still in flight after {limit:?}: stopping anyway"),
-        },
-        None => server.await??,
-    }
-    Ok(())
 }
 
 async fn announce_shutdown(signal: impl std::future::Future<Output = ()>) {

@@ -3,22 +3,13 @@
 //! `clientcas` lists the CAs that sign them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::{TlsConfig, TlsVersion};
-
-/// A client that has not finished its handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The rustls configuration of `http.tls`; errors name the field.
 pub fn server_config(tls: &TlsConfig) -> Result<ServerConfig, String> {
@@ -70,54 +61,4 @@ pub fn server_config(tls: &TlsConfig) -> Result<ServerConfig, String> {
         .map_err(|err| format!("http.tls: the certificate and key do not go together: {err}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Accepts TLS connections until `stop` resolves, then waits for the
-/// connections in flight, for at most `drain` when set.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    config: ServerConfig,
-    stop: impl std::future::Future<Output = ()>,
-    drain: Option<Duration>,
-) {
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let connections = GracefulShutdown::new();
-    tokio::pin!(stop);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::warn!("accepting a connection failed: {err}");
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), connections.watcher());
-        // The handshake runs in the connection's task, so a slow client
-        // never holds up the accept loop.
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => return tracing::debug!(%peer, "TLS handshake failed: {err}"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let service = TowerToHyperService::new(app);
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(connection).await {
-                tracing::debug!(%peer, "connection ended: {err}");
-            }
-        });
-    }
-    drop(listener);
-    match drain {
-        Some(limit) => {
-            if tokio::time::timeout(limit, connections.shutdown()).await.is_err() {
-                tracing::warn!("requests still in flight after {limit:?}: stopping anyway");
-            }
-        }
-        None => connections.shutdown().await,
-    }
 }

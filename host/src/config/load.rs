@@ -361,6 +361,17 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     if let Some(addr) = &config.http.debug.addr {
         ListenAddr::parse(addr).map_err(|m| invalid("http.debug.addr", m))?;
     }
+    for (key, value) in [
+        ("http.readheadertimeout", config.http.readheadertimeout),
+        ("http.idletimeout", config.http.idletimeout),
+    ] {
+        if value.is_zero() {
+            return Err(invalid(key, "must be longer than 0".into()));
+        }
+    }
+    if config.http.maxconnections == Some(0) {
+        return Err(invalid("http.maxconnections", "must be at least 1".into()));
+    }
     if config.plugins.calltimeout.is_zero() {
         return Err(invalid("plugins.calltimeout", "must be longer than 0".into()));
     }

@@ -18,7 +18,10 @@
 //!   the order written. A parameter with no value is left out.
 //! - `http`: `addr` (default `:5000`), `net` (tcp or unix), `prefix`, `host`,
 //!   `secret`, `headers` (name to a list of values), `tls` (`certificate`,
-//!   `key`, `clientcas`, `minimumtls`), `debug.addr`, `draintimeout`.
+//!   `key`, `clientcas`, `minimumtls`), `debug.addr`, `draintimeout`
+//!   (default 25s), and Berth's own `readheadertimeout` (default 30s),
+//!   `idletimeout` (default 120s) and `maxconnections` (default 10000,
+//!   or what the open-files limit allows).
 //! - `health.storagedriver`: `enabled`, `interval` (default 10s), `threshold`.
 //!
 //! Durations are Go durations (`300ms`, `10s`, `1h30m`, `168h`); a bare
@@ -323,9 +326,21 @@ pub struct HttpConfig {
     pub headers: BTreeMap<String, Vec<String>>,
     pub tls: TlsConfig,
     pub debug: DebugConfig,
-    /// How long to let connections drain on shutdown; `None`: stop at once.
+    /// How long requests in flight may finish after SIGTERM; `None`: 25s.
     #[serde(deserialize_with = "de::opt_duration", serialize_with = "de::ser_opt_duration")]
     pub draintimeout: Option<Duration>,
+    /// Berth's own: the longest a client may take to send a request's
+    /// headers (default 30s).
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub readheadertimeout: Duration,
+    /// Berth's own: a connection on which no byte moves either way for this
+    /// long is closed (default 120s): idle keep-alive connections, stalled
+    /// uploads and downloads; a slow transfer that moves is not.
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub idletimeout: Duration,
+    /// Berth's own: connections served at once; more wait in the listen
+    /// backlog. `None`: 10000, or what the open-files limit allows.
+    pub maxconnections: Option<u32>,
 }
 
 impl Default for HttpConfig {
@@ -340,6 +355,9 @@ impl Default for HttpConfig {
             tls: TlsConfig::default(),
             debug: DebugConfig::default(),
             draintimeout: None,
+            readheadertimeout: Duration::from_secs(30),
+            idletimeout: Duration::from_secs(120),
+            maxconnections: None,
         }
     }
 }
