@@ -766,6 +766,23 @@ async fn tags_and_catalog_paginate_with_link(storage: TestStorage) {
     assert_eq!(header(&response, "link"), "");
     let rest: Value = response.json().await.unwrap();
     assert_eq!(rest["repositories"], json!(["zeta"]));
+
+    // Without `n`, a page of 100, as distribution answers, and a Link on.
+    for i in 0..100 {
+        r.push_blob(&format!("many/{i:03}"), b"something").await;
+    }
+    let response = r.get("/v2/_catalog").await;
+    assert_eq!(
+        header(&response, "link"),
+        "</v2/_catalog?n=100&last=many/097>; rel=\"next\""
+    );
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["repositories"].as_array().unwrap().len(), 100);
+    let rest: Value = r.get("/v2/_catalog?last=many/097").await.json().await.unwrap();
+    assert_eq!(
+        rest["repositories"],
+        json!(["many/098", "many/099", "mid-dle", "pag", "zeta"])
+    );
 }
 
 async fn referrers_with_and_without_filter(storage: TestStorage) {

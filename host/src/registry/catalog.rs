@@ -13,9 +13,13 @@ use super::error::Result;
 use super::pagination::Page;
 use super::{base_name, json_response, Query, Registry};
 
+/// Repositories in a page without `n`, as distribution answers: more come
+/// through the `Link` header.
+const DEFAULT_PAGE: usize = 100;
+
 pub async fn list(registry: &Registry, query: &Query, head: bool) -> Result<Response> {
     let names = repository_names(registry.driver(), &["_manifests", "_layers"]).await?;
-    let page = Page::of(names, query)?;
+    let page = Page::of(names, query, Some(DEFAULT_PAGE))?;
     let body = json!({ "repositories": page.entries }).to_string();
     let mut response = json_response(body, head);
     page.link_next(&mut response, "/v2/_catalog");

@@ -16,9 +16,11 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn of(mut entries: Vec<String>, query: &Query) -> Result<Page> {
+    /// The page `query` asks for; without `n`, at most `default` entries
+    /// (`None`: all of them).
+    pub fn of(mut entries: Vec<String>, query: &Query, default: Option<usize>) -> Result<Page> {
         let n = match query.get("n") {
-            None => None,
+            None => default,
             Some(n) => Some(n.parse::<usize>().map_err(|_| {
                 RegistryError::new(ErrorCode::PaginationNumberInvalid, format!("n={n} is not a count"))
             })?),
@@ -55,7 +57,7 @@ mod tests {
 
     fn page(entries: &[&str], query: &[(&str, &str)]) -> Result<Page> {
         let query = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Page::of(entries.iter().map(|e| e.to_string()).collect(), &query)
+        Page::of(entries.iter().map(|e| e.to_string()).collect(), &query, None)
     }
 
     #[test]
@@ -73,5 +75,11 @@ mod tests {
         assert_eq!(p.entries.len(), 2);
         assert!(!p.more);
         assert!(page(&["a"], &[("n", "-1")]).is_err());
+        let query = [].into_iter().collect();
+        let p = Page::of(vec!["b".into(), "a".into(), "c".into()], &query, Some(2)).unwrap();
+        assert_eq!(
+            (p.entries, p.more, p.n),
+            (vec!["a".to_string(), "b".to_string()], true, Some(2))
+        );
     }
 }

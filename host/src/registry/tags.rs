@@ -21,7 +21,7 @@ pub async fn list(registry: &Registry, name: &str, query: &Query, head: bool) ->
         }
         Err(err) => return Err(err.into()),
     };
-    let page = Page::of(tags, query)?;
+    let page = Page::of(tags, query, None)?;
     let body = json!({ "name": name, "tags": page.entries }).to_string();
     let mut response = json_response(body, head);
     page.link_next(&mut response, &format!("/v2/{name}/tags/list"));
