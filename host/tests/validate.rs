@@ -243,6 +243,55 @@ fn load_error_cases() -> Vec<Case> {
     ]
 }
 
+/// Parameters only the storage driver itself refuses (its `init`):
+/// `berth config validate` reports them as `serve` would refuse them.
+fn driver_rejection_cases() -> Vec<Case> {
+    let rejected = |driver: &'static str| vec![(driver, E, "DriverRejectedParameters")];
+    vec![
+        (
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n    rootdir: /srv\n".into(),
+            vec![],
+            rejected("storage.filesystem"),
+        ),
+        (
+            s3(&format!("{S3_OK}    colour: blue\n")),
+            vec![],
+            rejected("storage.s3"),
+        ),
+        (
+            s3(&format!("{S3_OK}    v4auth: \"false\"\n")),
+            vec![],
+            rejected("storage.s3"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn what_only_the_driver_refuses_is_found_too() {
+    let host = host(None);
+    for (text, env, expected) in driver_rejection_cases() {
+        let found = findings(&host, &text, &env).await;
+        assert_eq!(triples(&found), want(&expected), "{text}\n{found:#?}");
+        let words = if text.contains("rootdir:") {
+            "rootdir"
+        } else if text.contains("colour") {
+            "colour"
+        } else {
+            "v4auth"
+        };
+        assert!(found[0].message.contains(words), "{}", found[0].message);
+    }
+    // Checking did not create the root directory it names.
+    let root = tempfile::tempdir().expect("tempdir");
+    let unborn = root.path().join("not-yet");
+    let text = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n",
+        unborn.display()
+    );
+    assert!(findings(&host, &text, &[]).await.is_empty());
+    assert!(!unborn.exists(), "validation touched the storage");
+}
+
 fn valid_configs() -> Vec<(String, Vec<(&'static str, &'static str)>)> {
     vec![
         (inmemory(""), vec![]),
@@ -420,7 +469,11 @@ fn write_config(dir: &Path, text: &str) -> String {
 #[test]
 fn serve_refuses_every_error_with_status_2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (text, env, expected) in cases().into_iter().chain(load_error_cases()) {
+    for (text, env, expected) in cases()
+        .into_iter()
+        .chain(load_error_cases())
+        .chain(driver_rejection_cases())
+    {
         // Any port would do: the configuration must stop berth before it binds.
         let text = if text.contains("http:") {
             text

@@ -75,6 +75,9 @@ pub struct DriverPlugin {
     info: DriverInfo,
     /// The host directory pre-opened for the plugin, if it asked for one.
     directory: Option<String>,
+    /// An empty directory pre-opened in its place when only the parameters
+    /// are checked ([`DriverPlugin::check_parameters`]).
+    scratch: Option<tempfile::TempDir>,
     /// The endpoint and connection pool of a network plugin.
     network: Option<Arc<Network>>,
     /// The one instance of a `resident` plugin.
@@ -104,6 +107,27 @@ impl DriverPlugin {
             plugin.resident = Some(Mutex::new(Arc::new(Mutex::new(session))));
         }
         Ok(plugin)
+    }
+
+    /// Runs the plugin's own `init` on `parameters` without touching its
+    /// backend: no network, and an empty scratch directory pre-opened where
+    /// its directory parameter points. The error is what `start` would say.
+    pub(crate) async fn check_parameters(
+        name: Arc<str>,
+        engine: Engine,
+        pre: InstancePre<HostState>,
+        options: PluginHostOptions,
+        parameters: Vec<(String, String)>,
+    ) -> Result<(), PluginError> {
+        let mut plugin = Self::start_unconfigured(name, engine, pre, options, parameters)?;
+        plugin.info = plugin.instantiate().await?.describe().await?;
+        plugin.directory = plugin.directory_parameter()?;
+        if plugin.directory.is_some() {
+            let scratch = tempfile::tempdir()
+                .map_err(|err| PluginError::new(&plugin.name, "init", format!("no scratch directory: {err}")))?;
+            plugin.scratch = Some(scratch);
+        }
+        plugin.new_session().await.map(drop)
     }
 
     fn start_unconfigured(
@@ -138,6 +162,7 @@ impl DriverPlugin {
                 network: None,
             },
             directory: None,
+            scratch: None,
             network: None,
             resident: None,
         })
@@ -190,7 +215,19 @@ impl DriverPlugin {
 
     /// The directory the plugin asked for through `directory-parameter`,
     /// created if missing. Only an absolute path is granted.
+    /// The directory the plugin's directory parameter names, created.
     fn granted_directory(&self) -> Result<Option<String>, PluginError> {
+        let Some(dir) = self.directory_parameter()? else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| PluginError::new(&self.name, "init", format!("cannot create {dir}: {err}")))?;
+        Ok(Some(dir))
+    }
+
+    /// The value of the parameter the plugin declares as its directory,
+    /// which must be there and absolute.
+    fn directory_parameter(&self) -> Result<Option<String>, PluginError> {
         let Some(key) = &self.info.directory_parameter else {
             return Ok(None);
         };
@@ -203,7 +240,6 @@ impl DriverPlugin {
                 "the parameter `{key}` must be an absolute path, not `{dir}`"
             )));
         }
-        std::fs::create_dir_all(dir).map_err(|err| fail(format!("cannot create `{key}` {dir}: {err}")))?;
         Ok(Some(dir.clone()))
     }
 
@@ -220,7 +256,8 @@ impl DriverPlugin {
         // trip for each piece cost more than the read itself.
         wasi.allow_blocking_current_thread(true);
         if let Some(dir) = &self.directory {
-            wasi.preopened_dir(dir, dir, FsPerms::ReadWrite)
+            let host_dir = self.scratch.as_ref().map_or(std::path::Path::new(dir), |s| s.path());
+            wasi.preopened_dir(host_dir, dir, FsPerms::ReadWrite)
                 .map_err(|err| PluginError::new(&self.name, "init", format!("cannot open {dir}: {err:#}")))?;
         }
         let mut store = new_store(

@@ -190,6 +190,17 @@ impl PluginHost {
         self.sources.insert(name.to_string(), source);
     }
 
+    /// Runs the storage driver `name`'s own check of `parameters` (its
+    /// `init`) without reaching its backend: what starting it would refuse.
+    pub async fn check_storage_parameters(
+        &self,
+        name: &str,
+        parameters: Vec<(String, String)>,
+    ) -> Result<(), PluginError> {
+        let pre = self.instance_pre(name)?;
+        DriverPlugin::check_parameters(name.into(), self.engine.clone(), pre, self.options.clone(), parameters).await
+    }
+
     /// Starts the storage driver `name` with its parameters.
     pub async fn storage_driver(
         &self,

@@ -147,7 +147,10 @@ pub fn operator_validator_input(
 /// sorted by field path (then severity, reason). A validator that fails (a
 /// trap, its deadline, its memory limit) is an error finding at
 /// `plugins.<name>` with reason `ValidatorFailed`: a check that did not run
-/// must not pass silently.
+/// must not pass silently. When no validator found an error, the storage
+/// driver's own `init` checks its parameters too (without reaching its
+/// backend): a rejection is an error at `storage.<driver>` with reason
+/// `DriverRejectedParameters`.
 pub async fn validate_registry_config(
     host: &PluginHost,
     config: &Config,
@@ -155,7 +158,22 @@ pub async fn validate_registry_config(
     environment: &[(String, String)],
 ) -> Result<Vec<Finding>, ValidateError> {
     let input = validator_input(config, known_drivers, environment)?;
-    Ok(run_validators(host, &input).await)
+    let mut findings = run_validators(host, &input).await;
+    // The driver's own check of its parameters, as starting it would do,
+    // so `config validate` refuses what `serve` refuses; only when the
+    // validators found nothing wrong, which would say it twice.
+    let (driver, parameters) = config.storage_driver();
+    if !has_errors(&findings) && known_drivers.iter().any(|d| d == driver) {
+        if let Err(err) = host.check_storage_parameters(driver, parameters).await {
+            findings.push(Finding {
+                field_path: format!("storage.{driver}"),
+                severity: Severity::Error,
+                reason: "DriverRejectedParameters".into(),
+                message: format!("{err}; fix the parameter it names"),
+            });
+        }
+    }
+    Ok(findings)
 }
 
 /// Runs every validator the host knows on `input` (from [`validator_input`]
