@@ -590,3 +590,34 @@ fn the_example_policy_runs_from_the_plugin_directory() {
     assert_eq!(output.status.code(), Some(2), "{text}\n{stderr}");
     assert!(stderr.contains("storage.s3.bucket  BucketNamePolicy"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_configured_driver_whose_file_cannot_load_is_named_as_the_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not a component").expect("junk");
+    let host = host(Some(dir.path().to_path_buf()));
+    let text = "version: 0.1\nstorage:\n  junk: {}\n";
+    let found = findings(&host, text, &[]).await;
+    let finding = common::assert_error_naming(
+        &found,
+        "storage.junk",
+        "PluginNotLoadable",
+        &[&junk.display().to_string()],
+    );
+    assert!(!found.iter().any(|f| f.reason == "UnknownStorageDriver"), "{found:#?}");
+    assert!(!finding.message.contains("drop `junk.wasm`"), "{}", finding.message);
+
+    let path = write_config(dir.path(), &format!("{text}http:\n  addr: 127.0.0.1:0\n"));
+    let plugins = dir.path().display().to_string();
+    let output = common::berth(
+        &["serve", "--config", &path],
+        &[("REGISTRY_PLUGINS_DIRECTORY", &plugins)],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("PluginNotLoadable") && stderr.contains("junk.wasm"),
+        "{stderr}"
+    );
+}

@@ -163,6 +163,12 @@ pub async fn validate_registry_config(
     // so `config validate` refuses what `serve` refuses; only when the
     // validators found nothing wrong, which would say it twice.
     let (driver, parameters) = config.storage_driver();
+    if let Some(unusable) = unusable_plugin(host, driver, known_drivers) {
+        // The plugin is there but cannot be used: that is the cause, not
+        // a missing driver.
+        findings.retain(|f| !(f.field_path == format!("storage.{driver}") && f.reason == "UnknownStorageDriver"));
+        findings.push(unusable);
+    }
     if !has_errors(&findings) && known_drivers.iter().any(|d| d == driver) {
         if let Err(err) = host.check_storage_parameters(driver, parameters).await {
             findings.push(Finding {
@@ -174,6 +180,30 @@ pub async fn validate_registry_config(
         }
     }
     Ok(findings)
+}
+
+/// The finding for a configured driver whose plugin exists but is not a
+/// storage driver the host can load (a corrupt or wrong `.wasm`), naming
+/// the file and why.
+fn unusable_plugin(host: &PluginHost, driver: &str, known_drivers: &[String]) -> Option<Finding> {
+    if known_drivers.iter().any(|d| d == driver) {
+        return None;
+    }
+    let source = host.plugins().find(|p| p.name == driver)?;
+    let file = match &source.origin {
+        crate::plugin::Origin::File(path) => path.display().to_string(),
+        crate::plugin::Origin::Bundled => format!("the bundled {driver}"),
+    };
+    let cause = match host.inspect(driver) {
+        Err(err) => err.to_string(),
+        Ok(_) => "it is a component, but not a storage driver: it does not export berth:storage/driver".into(),
+    };
+    Some(Finding {
+        field_path: format!("storage.{driver}"),
+        severity: Severity::Error,
+        reason: "PluginNotLoadable".into(),
+        message: format!("{file} is the configured storage driver but cannot be used: {cause}; replace it with a storage driver component"),
+    })
 }
 
 /// Runs every validator the host knows on `input` (from [`validator_input`]
