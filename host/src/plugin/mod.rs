@@ -296,8 +296,12 @@ impl PluginHost {
             return Ok(component.clone());
         }
         let source = self.sources.get(name).ok_or_else(|| self.unknown(name))?;
-        let component = engine::compile(&self.engine, source, self.options.cache_dir.as_deref())
-            .map_err(|err| PluginError::new(name, "load", format!("is not a valid component: {err:#}")))?;
+        let component = engine::compile(&self.engine, source, self.options.cache_dir.as_deref()).map_err(|err| {
+            // The parser's message spreads byte lists over lines: one line
+            // reads in a log and in a finding.
+            let cause = format!("{err:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            PluginError::new(name, "load", format!("is not a valid component: {cause}"))
+        })?;
         compiled.insert(name.to_string(), component.clone());
         Ok(component)
     }
