@@ -695,3 +695,64 @@ fn connection_limits_that_cannot_hold_are_refused() {
         assert!(stderr.contains(field), "{stderr}");
     }
 }
+
+/// The access log line is written when the response has gone out: a
+/// download the client gives up half way is marked aborted, with the bytes
+/// that were really sent, and a whole one is not.
+#[test]
+fn the_access_log_tells_an_aborted_download_from_a_whole_one() {
+    let storage = Storage::filesystem();
+    let server = start_with_env(&storage, "", &[("BERTH_LOG", "info")], |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
+    });
+    let data = content(64 << 20);
+    let digest = sha256_hex(&data);
+    let location = start_upload(&server.addr, "team/big");
+    assert_eq!(patch(&server.addr, &location, 0, &data).status, 202);
+    assert_eq!(finish(&server.addr, &location, &digest).status, 201);
+    let path = format!("/v2/team/big/blobs/sha256:{digest}");
+
+    let whole = blob(&server.addr, "team/big", &digest);
+    assert_eq!(whole.body.len(), data.len());
+    let mut stream = TcpStream::connect(&server.addr).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut some = vec![0u8; 1 << 20];
+    stream.read_exact(&mut some).expect("the first MiB");
+    drop(stream);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines = loop {
+        let lines: Vec<String> = server
+            .log_text()
+            .lines()
+            .filter(|l| l.contains(&path) && l.contains("method=GET"))
+            .map(str::to_string)
+            .collect();
+        if lines.len() == 2 {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "two GET lines expected:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        lines[0].contains(&format!("bytes={}", data.len())) && lines[0].contains("aborted=false"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("aborted=true"), "{}", lines[1]);
+    let sent: u64 = lines[1]
+        .split("bytes=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("bytes=");
+    assert!(
+        sent < data.len() as u64,
+        "an aborted download logged as its full size: {}",
+        lines[1]
+    );
+}

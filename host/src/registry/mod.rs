@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod access_log;
 mod blobs;
 mod catalog;
 mod document;
@@ -166,28 +167,7 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     response
         .headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
-    log_request(&method, &path, &response, started);
-    response
-}
-
-/// One line per request, with the repository and the digest it concerned.
-fn log_request(method: &Method, path: &str, response: &Response, started: std::time::Instant) {
-    let route = routes::parse(path).ok().flatten();
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        // A body built whole (an error, a manifest) has no Content-Length
-        // header yet: hyper adds it from the body's exact size.
-        bytes = header(header::CONTENT_LENGTH.as_str())
-            .and_then(|v| v.parse::<u64>().ok())
-            .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact()),
-        duration_ms = started.elapsed().as_secs_f64() * 1e3,
-        repository = route.as_ref().and_then(Route::repository),
-        digest = header("docker-content-digest"),
-        "request"
-    );
+    access_log::wrap(method, path, started, response)
 }
 
 /// `GET /v2/`: the API is here (and, without auth, open).

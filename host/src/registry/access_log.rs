@@ -1,0 +1,125 @@
+//! The access log: one line per request, written when its response has
+//! been sent (or given up), with the bytes that really went out and the
+//! time until then. A response whose body was dropped before its end (the
+//! client went away) is marked `aborted`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, Method};
+use axum::response::Response;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use super::routes::{self, Route};
+
+/// What the line says besides the bytes and the time.
+struct Line {
+    method: Method,
+    path: String,
+    status: u16,
+    repository: Option<String>,
+    digest: Option<String>,
+    started: Instant,
+}
+
+/// `response` with its body wrapped so that the line is logged at its end.
+pub fn wrap(method: Method, path: String, started: Instant, response: Response) -> Response {
+    let route = routes::parse(&path).ok().flatten();
+    let line = Line {
+        status: response.status().as_u16(),
+        repository: route.as_ref().and_then(Route::repository).map(str::to_string),
+        digest: response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        method,
+        path,
+        started,
+    };
+    // A streamed body's length is in its header; hyper stops polling once
+    // that many bytes went out.
+    let expected = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .or_else(|| response.body().size_hint().exact());
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(Logged {
+            inner: body,
+            line: Some(line),
+            sent: 0,
+            expected,
+        }),
+    )
+}
+
+struct Logged {
+    inner: Body,
+    /// Taken when the line is written.
+    line: Option<Line>,
+    sent: u64,
+    /// The body's length, when known.
+    expected: Option<u64>,
+}
+
+impl Logged {
+    fn finish(&mut self, aborted: bool) {
+        let Some(line) = self.line.take() else { return };
+        tracing::info!(
+            method = %line.method,
+            path = line.path,
+            status = line.status,
+            bytes = self.sent,
+            duration_ms = line.started.elapsed().as_secs_f64() * 1e3,
+            repository = line.repository,
+            digest = line.digest,
+            aborted,
+            "request"
+        );
+    }
+}
+
+impl HttpBody for Logged {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+                if self.inner.is_end_stream() {
+                    self.finish(false);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.finish(true),
+            Poll::Ready(None) => self.finish(false),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        // An empty body (a HEAD, a 201) is never polled, and hyper stops at
+        // the announced length: both ended whole.
+        let ended = self.inner.is_end_stream() || self.expected == Some(self.sent);
+        self.finish(!ended);
+    }
+}
