@@ -135,3 +135,78 @@ async fn nonsense_answers_are_rejected() {
     let message = plugin_failure(writer.size().await);
     assert!(message.contains("impossible size"), "{message}");
 }
+
+/// A host whose instances may reserve `instances` times the memory limit
+/// together, waiting at most `wait` for room; and that budget.
+fn budgeted_host(instances: u64, wait: Duration) -> (PluginHost, Arc<berth::plugin::MemoryBudget>) {
+    let budget = berth::plugin::MemoryBudget::new(instances * MEMORY_LIMIT_MIB, wait);
+    let options = PluginHostOptions {
+        call_timeout: CALL_TIMEOUT,
+        memory_limit: MEMORY_LIMIT_MIB << 20,
+        budget: budget.clone(),
+        ..PluginHostOptions::default()
+    };
+    let mut host = PluginHost::new(options).expect("plugin host");
+    for fixture in ["spin", "hog"] {
+        host.add_file(&plugin_wasm(fixture)).expect("fixture");
+    }
+    (host, budget)
+}
+
+/// Sixteen concurrent calls of a guest that allocates to its limit, under a
+/// budget of two instances: never more than two instances' memory reserved
+/// at once, and every call still ends (at its own memory limit).
+#[tokio::test]
+async fn concurrent_hogs_stay_within_the_total_budget() {
+    let (host, budget) = budgeted_host(2, Duration::from_secs(30));
+    let hog = driver(&host, "hog").await;
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watching = {
+        let (budget, peak) = (budget.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(budget.in_use_mib(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let hog = hog.clone();
+            tokio::spawn(async move { hog.stat("/a").await })
+        })
+        .collect();
+    for call in calls {
+        let message = plugin_failure(call.await.expect("task"));
+        assert!(message.contains("memory limit"), "{message}");
+    }
+    watching.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(peak > 0, "the watcher saw no instance");
+    assert!(peak <= 2 * MEMORY_LIMIT_MIB, "{peak} MiB reserved at once");
+    assert_eq!(budget.in_use_mib(), 0, "every instance gave its share back");
+}
+
+/// With the budget held by a call that runs to its deadline, another call
+/// waits the bounded time and fails as busy, naming the budget.
+#[tokio::test]
+async fn a_full_budget_fails_a_call_as_busy_after_a_bounded_wait() {
+    let (host, _) = budgeted_host(1, Duration::from_millis(300));
+    let spin = driver(&host, "spin").await;
+    let hog = driver(&host, "hog").await;
+    let spinning = tokio::spawn({
+        let spin = spin.clone();
+        async move { spin.stat("/a").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    match hog.stat("/a").await {
+        Err(StorageError::Plugin(err)) => {
+            assert!(err.busy, "{err}");
+            assert!(err.to_string().contains("plugins.totalmemorymib"), "{err}");
+        }
+        other => panic!("expected a busy plugin, got {other:?}"),
+    }
+    assert!(started.elapsed() < CALL_TIMEOUT, "waited {:?}", started.elapsed());
+    let _ = spinning.await;
+}

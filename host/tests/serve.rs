@@ -346,7 +346,15 @@ fn healthz_reports_a_failing_storage() {
     // The storage directory disappears and a file takes its place.
     std::fs::remove_dir_all(&root).expect("remove root");
     std::fs::write(&root, b"not a directory").expect("file");
-    let reply = request(&server.addr, "GET", "/healthz", &[], b"").expect("healthz");
+    // A check is reused for 2 s: the failure shows within that.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let reply = request(&server.addr, "GET", "/healthz", &[], b"").expect("healthz");
+        if reply.status != 200 || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(reply.status, 503, "{}", reply.head);
     assert!(
         String::from_utf8_lossy(&reply.body).contains("filesystem"),
@@ -755,4 +763,52 @@ fn the_access_log_tells_an_aborted_download_from_a_whole_one() {
         "an aborted download logged as its full size: {}",
         lines[1]
     );
+}
+
+/// The peak resident memory of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        >> 10
+}
+
+/// Thirty concurrent `/healthz` on a driver whose `stat` allocates to its
+/// memory limit (256 MiB): one check answers them all, and the process
+/// stays far below thirty instances' worth of memory (it once reached
+/// 6.8 GB).
+#[test]
+fn concurrent_health_probes_cost_one_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins");
+    let hog = Path::new(env!("BERTH_PLUGIN_BUILD_DIR")).join("hog.wasm");
+    std::fs::copy(&hog, plugins.join("hog.wasm")).expect("the hog fixture");
+    let storage = Storage {
+        yaml: format!("storage:\n  hog: {{}}\nplugins:\n  directory: {}\n", plugins.display()),
+        dir,
+        _servers: Vec::new(),
+    };
+    let server = start_with(&storage, "", |addr| request(addr, "GET", "/v2/", &[], b"").is_some());
+    let probes: Vec<_> = (0..30)
+        .map(|_| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || request(&addr, "GET", "/healthz", &[], b"").map(|r| r.status))
+        })
+        .collect();
+    for probe in probes {
+        assert_eq!(probe.join().expect("probe"), Some(503));
+    }
+    let checks = server.log_text().matches("health check failed").count();
+    assert!(
+        (1..=3).contains(&checks),
+        "{checks} storage checks for 30 probes:\n{}",
+        server.log_text()
+    );
+    let peak = peak_rss_mib(server.child.id());
+    eprintln!("peak RSS after 30 concurrent probes of the hog driver: {peak} MiB");
+    assert!(peak < 2048, "peak RSS {peak} MiB");
 }

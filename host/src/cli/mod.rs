@@ -144,10 +144,16 @@ pub fn main() -> ExitCode {
 /// The plugin host a configuration asks for: its limits, and its plugin
 /// directory unless `plugin_dir` overrides it.
 fn plugin_host(config: &Config, plugin_dir: Option<PathBuf>) -> anyhow::Result<PluginHost> {
+    let memory_limit = config.plugins.memorylimitmib << 20;
+    let total = config
+        .plugins
+        .totalmemorymib
+        .unwrap_or_else(|| crate::plugin::default_total_mib(memory_limit));
     PluginHost::new(PluginHostOptions {
         call_timeout: config.plugins.calltimeout,
-        memory_limit: config.plugins.memorylimitmib << 20,
+        memory_limit,
         plugin_dir: plugin_dir.or_else(|| config.plugins.directory.clone()),
+        budget: crate::plugin::MemoryBudget::new(total, crate::plugin::BUDGET_WAIT),
         ..PluginHostOptions::default()
     })
 }

@@ -197,7 +197,11 @@ fn app(
     let headers = Arc::new(headers);
     let health = Router::new()
         .route("/healthz", get(healthz))
-        .with_state((driver, draining));
+        .with_state(Arc::new(Health {
+            driver,
+            draining,
+            last: tokio::sync::Mutex::new(None),
+        }));
     Ok(health
         .merge(registry.router())
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
@@ -212,23 +216,47 @@ fn app(
         })))
 }
 
+/// How long a storage check answers `/healthz` before the next one: probes
+/// and load balancers asking many times a second cost one driver call.
+const HEALTH_TTL: Duration = Duration::from_secs(2);
+
+/// What `/healthz` answers from.
+struct Health {
+    driver: Arc<dyn StorageDriver>,
+    draining: Arc<AtomicBool>,
+    /// The last check: when, and the failure if it failed. Locked while a
+    /// check runs, so concurrent probes wait for it instead of adding more.
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+}
+
 /// Ready when the storage answers: `stat("/")` succeeds or says there is
 /// nothing yet (an empty bucket). Otherwise 503 with the cause; 503 too once
 /// shutting down, so a load balancer stops sending before the listener goes.
-async fn healthz(State((driver, draining)): State<(Arc<dyn StorageDriver>, Arc<AtomicBool>)>) -> Response {
-    if draining.load(Ordering::Relaxed) {
+/// A check younger than [`HEALTH_TTL`] is reused.
+async fn healthz(State(health): State<Arc<Health>>) -> Response {
+    if health.draining.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    match driver.stat("/").await {
-        Ok(_) | Err(StorageError::PathNotFound(_)) => (StatusCode::OK, "ok\n").into_response(),
-        Err(err) => {
-            tracing::warn!(storage = driver.name(), "health check failed: {err}");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("storage {}: {err}\n", driver.name()),
-            )
-                .into_response()
+    let mut last = health.last.lock().await;
+    let fresh = last.as_ref().filter(|(at, _)| at.elapsed() < HEALTH_TTL);
+    let outcome = match fresh {
+        Some((_, outcome)) => outcome.clone(),
+        None => {
+            let driver = &health.driver;
+            let outcome = match driver.stat("/").await {
+                Ok(_) | Err(StorageError::PathNotFound(_)) => Ok(()),
+                Err(err) => {
+                    tracing::warn!(storage = driver.name(), "health check failed: {err}");
+                    Err(format!("storage {}: {err}\n", driver.name()))
+                }
+            };
+            *last = Some((std::time::Instant::now(), outcome.clone()));
+            outcome
         }
+    };
+    match outcome {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(cause) => (StatusCode::SERVICE_UNAVAILABLE, cause).into_response(),
     }
 }
 

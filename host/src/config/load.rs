@@ -378,6 +378,18 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     if config.plugins.memorylimitmib == 0 {
         return Err(invalid("plugins.memorylimitmib", "must be at least 1".into()));
     }
+    if let Some(total) = config.plugins.totalmemorymib {
+        if total < config.plugins.memorylimitmib {
+            return Err(invalid(
+                "plugins.totalmemorymib",
+                format!(
+                    "{total} MiB cannot hold one plugin instance of plugins.memorylimitmib ({} MiB); \
+                     raise it or lower the per-instance limit",
+                    config.plugins.memorylimitmib
+                ),
+            ));
+        }
+    }
     if config.plugins.memorylimitmib > 4096 {
         return Err(invalid(
             "plugins.memorylimitmib",

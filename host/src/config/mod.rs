@@ -29,9 +29,11 @@
 //! be written `yes`/`no`/`on`/`off`, and a string field takes a number.
 //!
 //! Berth adds one section of its own, which distribution does not have:
-//! `plugins: {directory, calltimeout, memorylimitmib}` — where drop-in `.wasm`
-//! drivers live, the longest one plugin call may take (default 30s), and the
-//! most memory one plugin instance may use (default 256 MiB).
+//! `plugins: {directory, calltimeout, memorylimitmib, totalmemorymib}` — where
+//! drop-in `.wasm` drivers live, the longest one plugin call may take
+//! (default 30s), the most memory one plugin instance may use (default 256
+//! MiB), and the most all instances may reserve together (default a quarter
+//! of the machine's or the cgroup's memory).
 //!
 //! # The environment
 //!
@@ -463,6 +465,10 @@ pub struct PluginsConfig {
     pub calltimeout: Duration,
     /// The most memory one plugin instance may use, in MiB (default 256).
     pub memorylimitmib: u64,
+    /// The most memory all plugin instances may reserve together, in MiB;
+    /// each reserves its `memorylimitmib` while it lives. `None`: a quarter
+    /// of the machine's (or the cgroup's) memory.
+    pub totalmemorymib: Option<u64>,
 }
 
 impl Default for PluginsConfig {
@@ -471,6 +477,7 @@ impl Default for PluginsConfig {
             directory: None,
             calltimeout: Duration::from_secs(30),
             memorylimitmib: 256,
+            totalmemorymib: None,
         }
     }
 }

@@ -680,3 +680,15 @@ fn settings_whose_absence_is_unsafe_are_refused_by_name() {
         ["`validation` is a distribution setting Berth does not support; ignored"]
     );
 }
+
+#[test]
+fn a_total_plugin_memory_below_one_instance_is_refused() {
+    let (key, message) = invalid(
+        &format!("{FILESYSTEM}plugins:\n  memorylimitmib: 512\n  totalmemorymib: 256\n"),
+        &[],
+    );
+    assert_eq!(key, "plugins.totalmemorymib");
+    assert!(message.contains("512"), "{message}");
+    let loaded = ok(&format!("{FILESYSTEM}plugins:\n  totalmemorymib: 1024\n"), &[]);
+    assert_eq!(loaded.config.plugins.totalmemorymib, Some(1024));
+}

@@ -11,23 +11,26 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::engine::EPOCH_TICK;
 use super::http::Network;
 use super::state::{DeadlineExceeded, GuestStderr, HostState, MemoryLimitExceeded};
-use super::PluginHostOptions;
+use super::{PluginError, PluginHostOptions};
 
 /// A fresh Store for one instance of `plugin`: its stderr goes to the log
 /// (and is kept to explain a trap), its outgoing HTTP goes through `network`
 /// or is refused, its memory is limited, and at every
 /// epoch tick a call past its deadline traps while one within it yields, so
 /// a guest that computes for long never starves the runtime.
-pub(crate) fn new_store(
+/// A Store for one instance of `plugin`, holding the instance's share of
+/// the memory budget (waited for, a bounded time) for as long as it lives.
+pub(crate) async fn new_store(
     engine: &Engine,
     plugin: Arc<str>,
     mut wasi: WasiCtxBuilder,
     network: Option<Arc<Network>>,
     options: &PluginHostOptions,
-) -> Store<HostState> {
+) -> Result<Store<HostState>, PluginError> {
+    let reservation = options.budget.reserve(&plugin, options.memory_limit).await?;
     let stderr = GuestStderr::new(plugin.clone());
     wasi.stderr(stderr.clone());
-    let state = HostState::new(plugin, wasi.build(), network, options.memory_limit, stderr);
+    let state = HostState::new(plugin, wasi.build(), network, options.memory_limit, stderr, reservation);
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
     let seconds = options.call_timeout.as_secs_f64();
@@ -39,7 +42,7 @@ pub(crate) fn new_store(
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    store
+    Ok(store)
 }
 
 /// Sets the deadline of the call about to start; returns it with a margin of

@@ -266,7 +266,8 @@ impl DriverPlugin {
             wasi,
             self.network.clone(),
             &self.options,
-        );
+        )
+        .await?;
         let deadline = arm(&mut store, self.options.call_timeout);
         let guest = tokio::time::timeout_at(deadline.into(), async {
             let instance = self.pre.instantiate_async(&mut store).await?;

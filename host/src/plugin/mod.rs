@@ -3,6 +3,7 @@
 //! once and cached on disk, instantiated with only the capabilities granted.
 //! It knows nothing of HTTP or Kubernetes.
 
+mod budget;
 mod call;
 mod driver;
 mod engine;
@@ -15,12 +16,13 @@ mod validator;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::Engine;
 
+pub use budget::{default_total_mib, MemoryBudget};
 pub use driver::{
     release_later, wit_error_text, Answer, DriverInfo, DriverPlugin, InstanceModel, Session, SessionRef, WitError,
     WitFileInfo,
@@ -45,6 +47,9 @@ pub struct PluginError {
     pub plugin: String,
     pub call: String,
     pub cause: String,
+    /// The call did not run: the plugin memory budget was in use (see
+    /// [`MemoryBudget`]); worth retrying later.
+    pub busy: bool,
 }
 
 impl PluginError {
@@ -53,6 +58,15 @@ impl PluginError {
             plugin: plugin.to_string(),
             call: call.to_string(),
             cause,
+            busy: false,
+        }
+    }
+
+    /// No instance could be had in time.
+    pub fn busy(plugin: &str, cause: String) -> Self {
+        PluginError {
+            busy: true,
+            ..PluginError::new(plugin, "instantiate", cause)
         }
     }
 }
@@ -70,16 +84,23 @@ pub struct PluginHostOptions {
     pub cache_dir: Option<PathBuf>,
     /// Where drop-in `.wasm` plugins are read from.
     pub plugin_dir: Option<PathBuf>,
+    /// The memory all instances may reserve together.
+    pub budget: Arc<MemoryBudget>,
 }
+
+/// How long a new instance waits for room in the memory budget.
+pub const BUDGET_WAIT: Duration = Duration::from_secs(10);
 
 impl Default for PluginHostOptions {
     fn default() -> Self {
+        let memory_limit = 256 << 20;
         PluginHostOptions {
             call_timeout: Duration::from_secs(30),
-            memory_limit: 256 << 20,
+            memory_limit,
             max_instances: 1000,
             cache_dir: default_cache_dir(),
             plugin_dir: None,
+            budget: MemoryBudget::new(budget::default_total_mib(memory_limit), BUDGET_WAIT),
         }
     }
 }

@@ -67,7 +67,7 @@ pub(crate) async fn run(
             format!("has nothing to provision: it does not export berth:storage/provisioner ({err:#})"),
         )
     })?;
-    let mut store = new_store(engine, name.clone(), WasiCtxBuilder::new(), network, options);
+    let mut store = new_store(engine, name.clone(), WasiCtxBuilder::new(), network, options).await?;
     let fail = |op: &str, cause: String| PluginError::new(&name, op, cause);
     let deadline = arm(&mut store, options.call_timeout);
     let instance = tokio::time::timeout_at(deadline.into(), pre.instantiate_async(&mut store)).await;

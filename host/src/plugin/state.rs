@@ -12,6 +12,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::budget::Reservation;
 use super::http::{HttpHooks, Network};
 
 /// The data of every plugin Store.
@@ -26,6 +27,8 @@ pub(crate) struct HostState {
     /// When the call in progress must end; checked at every epoch tick.
     pub deadline: Instant,
     pub stderr: GuestStderr,
+    /// This instance's share of the memory budget, given back with the Store.
+    _reservation: Reservation,
 }
 
 impl HostState {
@@ -35,6 +38,7 @@ impl HostState {
         network: Option<Arc<Network>>,
         memory_limit: u64,
         stderr: GuestStderr,
+        reservation: Reservation,
     ) -> Self {
         HostState {
             http_hooks: HttpHooks {
@@ -48,6 +52,7 @@ impl HostState {
             limits: MemoryLimit { limit: memory_limit },
             deadline: Instant::now(),
             stderr,
+            _reservation: reservation,
         }
     }
 }

@@ -83,7 +83,7 @@ pub(crate) async fn run(
 ) -> Result<Vec<Finding>, PluginError> {
     let pre = bindings::ConfigValidatorPre::new(pre)
         .map_err(|err| PluginError::new(&name, "load", format!("is not a configuration validator: {err:#}")))?;
-    let mut store = new_store(engine, name.clone(), WasiCtxBuilder::new(), None, options);
+    let mut store = new_store(engine, name.clone(), WasiCtxBuilder::new(), None, options).await?;
     let fail = |op: &str, cause: String| {
         tracing::warn!(plugin = %name, call = op, "validator failed: {cause}");
         PluginError::new(&name, op, cause)

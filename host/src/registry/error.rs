@@ -157,7 +157,15 @@ impl From<DigestError> for RegistryError {
 /// expect is turned into `*_UNKNOWN` where it happens).
 impl From<StorageError> for RegistryError {
     fn from(err: StorageError) -> RegistryError {
-        RegistryError::new(ErrorCode::Unknown, format!("storage failed: {err}"))
+        match &err {
+            // Too many requests hold plugin instances: retry shortly.
+            StorageError::Plugin(plugin) if plugin.busy => {
+                RegistryError::new(ErrorCode::TooManyRequests, format!("storage is busy: {err}"))
+                    .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_header(axum::http::header::RETRY_AFTER, "1")
+            }
+            _ => RegistryError::new(ErrorCode::Unknown, format!("storage failed: {err}")),
+        }
     }
 }
 
@@ -207,5 +215,17 @@ mod tests {
             .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
             .into_response();
         assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    }
+
+    #[test]
+    fn a_busy_plugin_is_503_too_many_requests_with_retry_after() {
+        let busy = crate::plugin::PluginError::busy("s3", "the plugin memory budget is in use".into());
+        let error = RegistryError::from(StorageError::Plugin(busy));
+        assert_eq!(error.code.as_str(), "TOOMANYREQUESTS");
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let other = RegistryError::from(StorageError::Backend("disk".into())).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
