@@ -299,15 +299,18 @@ fn run_the_registry_the_deployment_describes(cluster: &Cluster, deployment: &Val
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGISTRY_") || k.starts_with("BERTH_")) {
         command.env_remove(key);
     }
-    let mut registry = command
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("REGISTRY_HTTP_ADDR", &address)
-        .env_remove("AWS_CA_BUNDLE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth serve");
+    let mut registry = Killed(
+        command
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("REGISTRY_HTTP_ADDR", &address)
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("berth serve"),
+    );
+    let registry = &mut registry.0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(&address).is_err() {
         if let Some(status) = registry.try_wait().unwrap() {
@@ -353,8 +356,16 @@ fn run_the_registry_the_deployment_describes(cluster: &Cluster, deployment: &Val
     assert_eq!(inspected["Digest"], digest.as_str());
     let index: Value = serde_json::from_slice(&std::fs::read(pulled.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], digest.as_str());
-    let _ = registry.kill();
-    let _ = registry.wait();
+}
+
+/// A child process killed when dropped, also when the test fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
