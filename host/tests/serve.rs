@@ -812,3 +812,28 @@ fn concurrent_health_probes_cost_one_check() {
     eprintln!("peak RSS after 30 concurrent probes of the hog driver: {peak} MiB");
     assert!(peak < 2048, "peak RSS {peak} MiB");
 }
+
+/// Eight PATCHes of the same chunk at the same offset, at once: exactly one
+/// is acknowledged, the others get 416 with the offset, and the upload
+/// holds that one chunk.
+#[test]
+fn concurrent_patches_at_one_offset_keep_one_and_refuse_the_rest() {
+    let storage = Storage::filesystem();
+    let server = start(&storage);
+    let location = start_upload(&server.addr, "team/race");
+    // Small enough to sit in the socket buffers whole, so a client refused
+    // before its body was read still reads its answer.
+    let chunk = content(512 << 10);
+    let replies: Vec<u16> = std::thread::scope(|scope| {
+        let patches: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| patch(&server.addr, &location, 0, &chunk).status))
+            .collect();
+        patches.into_iter().map(|p| p.join().expect("patch")).collect()
+    });
+    assert_eq!(replies.iter().filter(|&&s| s == 202).count(), 1, "{replies:?}");
+    assert_eq!(replies.iter().filter(|&&s| s == 416).count(), 7, "{replies:?}");
+    let status = request(&server.addr, "GET", &location, &[], b"").expect("status");
+    assert_eq!(status.header("range"), Some(&*format!("0-{}", chunk.len() - 1)));
+    let digest = sha256_hex(&chunk);
+    assert_eq!(finish(&server.addr, &location, &digest).status, 201);
+}

@@ -61,6 +61,9 @@ pub struct RegistryOptions {
 pub struct Registry {
     driver: Arc<dyn StorageDriver>,
     options: Arc<RegistryOptions>,
+    /// One request at a time per upload in this process (see
+    /// [`uploads::UploadLocks`]).
+    upload_locks: Arc<uploads::UploadLocks>,
 }
 
 /// Sent with every answer, as clients probe for it.
@@ -71,6 +74,7 @@ impl Registry {
         Registry {
             driver,
             options: Arc::new(options),
+            upload_locks: Arc::default(),
         }
     }
 

@@ -10,7 +10,9 @@
 //! verify the digest, then moves it into place, so a blob becomes visible
 //! whole and verified or not at all.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -80,6 +82,7 @@ pub async fn start(registry: &Registry, name: &str, query: &Query, body: Body) -
 
 /// `PATCH`: appends one chunk, which must start at the upload's offset.
 pub async fn patch(registry: &Registry, name: &str, id: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
+    let _turn = registry.upload_locks.lock(id).await;
     ensure_exists(registry, name, id).await?;
     let mut writer = registry.driver().writer(&layout::upload_data(name, id), true).await?;
     let size = match append_chunk(name, id, headers, body, writer.as_mut(), None).await {
@@ -103,6 +106,7 @@ pub async fn put(
         .get("digest")
         .ok_or_else(|| RegistryError::new(ErrorCode::DigestInvalid, "the digest parameter is missing"))?;
     let digest = Digest::parse(digest)?;
+    let _turn = registry.upload_locks.lock(id).await;
     ensure_exists(registry, name, id).await?;
     let mut writer = registry.driver().writer(&layout::upload_data(name, id), true).await?;
     let appended = append_chunk(name, id, headers, body, writer.as_mut(), Some(digest.algorithm())).await;
@@ -111,6 +115,34 @@ pub async fn put(
     let streamed = appended.as_ref().ok().cloned().flatten();
     finish_writer(writer, appended.map(|_| ())).await?;
     complete(registry, name, id, &digest, streamed).await
+}
+
+/// Upload ids whose request is running in this process. A chunk is
+/// checked against the upload's offset and then appended; two requests
+/// interleaving those steps could both be acknowledged while one chunk is
+/// lost. Taking turns, the second sees the offset the first left and gets
+/// 416. (Processes sharing the storage do not see each other's turns.)
+#[derive(Default)]
+pub struct UploadLocks(std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
+
+impl UploadLocks {
+    /// Waits for the turn of upload `id`; it lasts as long as the guard.
+    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Uploads nobody is working on: forgotten.
+            locks.retain(|_, lock| lock.strong_count() > 0);
+            match locks.get(id).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(id.to_string(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
 }
 
 /// `GET`: where the upload stands.
