@@ -837,3 +837,29 @@ fn concurrent_patches_at_one_offset_keep_one_and_refuse_the_rest() {
     let digest = sha256_hex(&chunk);
     assert_eq!(finish(&server.addr, &location, &digest).status, 201);
 }
+
+/// A symbolic link loop below the repositories is skipped, with a log
+/// line, instead of failing the whole catalog.
+#[test]
+fn a_link_loop_in_the_storage_is_skipped_by_the_catalog() {
+    let storage = Storage::filesystem();
+    let server = start_with_env(&storage, "", &[("BERTH_LOG", "warn")], |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
+    });
+    let data = b"a layer".to_vec();
+    let digest = sha256_hex(&data);
+    let location = start_upload(&server.addr, "team/ok");
+    assert_eq!(patch(&server.addr, &location, 0, &data).status, 202);
+    assert_eq!(finish(&server.addr, &location, &digest).status, 201);
+    let repositories = storage.root().join("docker/registry/v2/repositories");
+    std::os::unix::fs::symlink("loop", repositories.join("loop")).expect("a link loop");
+    let reply = request(&server.addr, "GET", "/v2/_catalog", &[], b"").expect("catalog");
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON");
+    assert_eq!(body["repositories"], serde_json::json!(["team/ok"]));
+    assert!(
+        server.log_text().contains("skipped in the repository list"),
+        "{}",
+        server.log_text()
+    );
+}

@@ -38,6 +38,12 @@ pub async fn repository_names(driver: &dyn StorageDriver, markers: &[&str]) -> R
             // Gone meanwhile, a file where a directory was expected, or no
             // repository at all yet.
             Err(StorageError::PathNotFound(_)) => continue,
+            // One entry that cannot be listed (a symbolic link loop, no
+            // permission) must not hide every other repository.
+            Err(err @ (StorageError::Backend(_) | StorageError::InvalidPath(_))) if dir != root => {
+                tracing::warn!(path = %dir, "skipped in the repository list: {err}");
+                continue;
+            }
             Err(err) => return Err(err),
         };
         let mut is_repository = false;
