@@ -93,6 +93,9 @@ pub struct RegistryError {
     message: String,
     detail: Option<Value>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// What the log says and the client is not told: a storage failure's
+    /// own words (driver messages, backend URLs, paths).
+    cause: Option<String>,
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -105,6 +108,7 @@ impl RegistryError {
             message: message.into(),
             detail: None,
             headers: Vec::new(),
+            cause: None,
         }
     }
 
@@ -157,22 +161,35 @@ impl From<DigestError> for RegistryError {
 /// expect is turned into `*_UNKNOWN` where it happens).
 impl From<StorageError> for RegistryError {
     fn from(err: StorageError) -> RegistryError {
-        match &err {
+        let cause = Some(err.to_string());
+        let text = err.to_string();
+        let error = match &err {
             // Too many requests hold plugin instances: retry shortly.
-            StorageError::Plugin(plugin) if plugin.busy => {
-                RegistryError::new(ErrorCode::TooManyRequests, format!("storage is busy: {err}"))
-                    .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                    .with_header(axum::http::header::RETRY_AFTER, "1")
+            StorageError::Plugin(plugin) if plugin.busy => RegistryError::new(
+                ErrorCode::TooManyRequests,
+                "the registry is busy: too many requests hold its storage plugin; retry shortly",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .with_header(axum::http::header::RETRY_AFTER, "1"),
+            // ENOSPC, as the filesystem driver passes the system's words on.
+            _ if text.contains("No space left on device") || text.contains("(os error 28)") => {
+                RegistryError::new(ErrorCode::Unknown, "the registry's storage is full")
+                    .with_status(StatusCode::INSUFFICIENT_STORAGE)
             }
-            _ => RegistryError::new(ErrorCode::Unknown, format!("storage failed: {err}")),
-        }
+            _ => RegistryError::new(
+                ErrorCode::Unknown,
+                "the registry's storage failed; the registry's log has the cause",
+            ),
+        };
+        RegistryError { cause, ..error }
     }
 }
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(code = self.code.as_str(), "{}", self.message);
+            let cause = self.cause.as_deref().unwrap_or_default();
+            tracing::error!(code = self.code.as_str(), cause, "{}", self.message);
         } else {
             tracing::debug!(
                 code = self.code.as_str(),
@@ -227,5 +244,23 @@ mod tests {
         assert_eq!(response.headers()["retry-after"], "1");
         let other = RegistryError::from(StorageError::Backend("disk".into())).into_response();
         assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_storage_failure_tells_the_client_words_and_the_log_the_cause() {
+        let backend = StorageError::Backend(
+            "s3 bucket \"b\": GET https://s3.internal:9000/b/docker/registry/v2/blobs: dispatch failure".into(),
+        );
+        let error = RegistryError::from(backend);
+        assert_eq!(
+            error.message(),
+            "the registry's storage failed; the registry's log has the cause"
+        );
+        assert!(error.cause.as_deref().is_some_and(|c| c.contains("s3.internal")));
+        let full = RegistryError::from(StorageError::Backend(
+            "/docker/registry/v2/repositories/a/_uploads/x/data: No space left on device (os error 28)".into(),
+        ));
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.message(), "the registry's storage is full");
     }
 }
