@@ -694,6 +694,7 @@ fn connection_limits_that_cannot_hold_are_refused() {
     for (extra, field) in [
         ("http:\n  idletimeout: 0s\n", "http.idletimeout"),
         ("http:\n  readheadertimeout: 0s\n", "http.readheadertimeout"),
+        ("http:\n  requesttimeout: 0s\n", "http.requesttimeout"),
         ("http:\n  maxconnections: 0\n", "http.maxconnections"),
         ("http:\n  maxconnections: 4000000000\n", "http.maxconnections"),
     ] {
@@ -861,5 +862,34 @@ fn a_link_loop_in_the_storage_is_skipped_by_the_catalog() {
         server.log_text().contains("skipped in the repository list"),
         "{}",
         server.log_text()
+    );
+}
+
+/// A request whose plugin call would run to the 30 s call deadline is
+/// stopped at `http.requesttimeout` and answered 503 saying so.
+#[test]
+fn a_request_ends_at_its_deadline_whatever_its_plugin_calls_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins");
+    let spin = Path::new(env!("BERTH_PLUGIN_BUILD_DIR")).join("spin.wasm");
+    std::fs::copy(&spin, plugins.join("spin.wasm")).expect("the spin fixture");
+    let storage = Storage {
+        yaml: format!("storage:\n  spin: {{}}\nplugins:\n  directory: {}\n", plugins.display()),
+        dir,
+        _servers: Vec::new(),
+    };
+    let server = start_with(&storage, "http:\n  requesttimeout: 2s\n", |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
+    });
+    // The upload's status stats the upload, and this driver's stat spins.
+    let reply = request(&server.addr, "GET", "/v2/team/app/blobs/uploads/some-id", &[], b"").expect("an answer");
+    assert_eq!(reply.status, 503, "{}", reply.head);
+    let body = String::from_utf8_lossy(&reply.body);
+    assert!(body.contains("http.requesttimeout"), "{body}");
+    // The server is free for the next request.
+    assert_eq!(
+        request(&server.addr, "GET", "/v2/", &[], b"").map(|r| r.status),
+        Some(200)
     );
 }

@@ -364,6 +364,7 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     for (key, value) in [
         ("http.readheadertimeout", config.http.readheadertimeout),
         ("http.idletimeout", config.http.idletimeout),
+        ("http.requesttimeout", config.http.requesttimeout),
     ] {
         if value.is_zero() {
             return Err(invalid(key, "must be longer than 0".into()));

@@ -20,8 +20,8 @@
 //!   `secret`, `headers` (name to a list of values), `tls` (`certificate`,
 //!   `key`, `clientcas`, `minimumtls`), `debug.addr`, `draintimeout`
 //!   (default 25s), and Berth's own `readheadertimeout` (default 30s),
-//!   `idletimeout` (default 120s) and `maxconnections` (default 10000,
-//!   or what the open-files limit allows).
+//!   `idletimeout` (default 120s), `maxconnections` (default 10000,
+//!   or what the open-files limit allows) and `requesttimeout` (default 60s).
 //! - `health.storagedriver`: `enabled`, `interval` (default 10s), `threshold`.
 //!
 //! Durations are Go durations (`300ms`, `10s`, `1h30m`, `168h`); a bare
@@ -343,6 +343,10 @@ pub struct HttpConfig {
     /// Berth's own: connections served at once; more wait in the listen
     /// backlog. `None`: 10000, or what the open-files limit allows.
     pub maxconnections: Option<u32>,
+    /// Berth's own: the longest a request may take, its plugin calls
+    /// included (default 60s); blob uploads are bounded by `idletimeout`.
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub requesttimeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -360,6 +364,7 @@ impl Default for HttpConfig {
             readheadertimeout: Duration::from_secs(30),
             idletimeout: Duration::from_secs(120),
             maxconnections: None,
+            requesttimeout: Duration::from_secs(60),
         }
     }
 }

@@ -54,6 +54,11 @@ pub struct RegistryOptions {
     /// How old an unfinished upload must be for the caller's purge task to
     /// remove it with [`Registry::purge_uploads`]; `None`: never purge.
     pub upload_purge_age: Option<Duration>,
+    /// The longest a request may take, every plugin call it makes included;
+    /// the request is then stopped and answered 503. Blob uploads, whose
+    /// time is the client's to spend, are bounded by the connection's idle
+    /// timeout instead. `None`: no bound.
+    pub request_timeout: Option<Duration>,
 }
 
 /// The registry API over one storage.
@@ -164,10 +169,24 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
-    let mut response = registry
-        .handle(parts, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+    let uploading = matches!(
+        routes::parse(&path),
+        Ok(Some(Route::Upload { .. } | Route::UploadStart { .. }))
+    ) && matches!(method, Method::PATCH | Method::PUT | Method::POST);
+    let handled = registry.handle(parts, body);
+    let outcome = match registry.options.request_timeout.filter(|_| !uploading) {
+        // Dropping the handler at the deadline drops the plugin calls it
+        // has in progress.
+        Some(limit) => tokio::time::timeout(limit, handled).await.unwrap_or_else(|_| {
+            Err(RegistryError::new(
+                ErrorCode::Unknown,
+                format!("the request took longer than http.requesttimeout ({limit:?}) and was stopped"),
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE))
+        }),
+        None => handled.await,
+    };
+    let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
     response
         .headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
