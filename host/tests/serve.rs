@@ -893,3 +893,48 @@ fn a_request_ends_at_its_deadline_whatever_its_plugin_calls_do() {
         Some(200)
     );
 }
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("comm").1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+/// A client that goes away takes its request's work with it: the plugin
+/// call spinning for it stops, instead of running to its 30 s deadline.
+#[test]
+fn a_client_that_disconnects_cancels_its_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins");
+    let spin = Path::new(env!("BERTH_PLUGIN_BUILD_DIR")).join("spin.wasm");
+    std::fs::copy(&spin, plugins.join("spin.wasm")).expect("the spin fixture");
+    let storage = Storage {
+        yaml: format!("storage:\n  spin: {{}}\nplugins:\n  directory: {}\n", plugins.display()),
+        dir,
+        _servers: Vec::new(),
+    };
+    let server = start(&storage);
+    let pid = server.child.id();
+    let mut client = TcpStream::connect(&server.addr).expect("connect");
+    write!(
+        client,
+        "GET /v2/team/app/blobs/uploads/some-id HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .expect("request");
+    std::thread::sleep(Duration::from_millis(500));
+    let spinning = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        cpu_seconds(pid) - spinning > 0.5,
+        "the plugin call should spin while the client waits"
+    );
+    drop(client);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_seconds(pid) - after;
+    assert!(used < 0.5, "{used} CPU seconds in the 2 s after the client left");
+}
