@@ -925,16 +925,18 @@ fn a_client_that_disconnects_cancels_its_request() {
     )
     .expect("request");
     std::thread::sleep(Duration::from_millis(500));
+    // Lenient bounds: other tests share the two cores.
     let spinning = cpu_seconds(pid);
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(2));
+    let busy = cpu_seconds(pid) - spinning;
     assert!(
-        cpu_seconds(pid) - spinning > 0.5,
-        "the plugin call should spin while the client waits"
+        busy > 0.4,
+        "the plugin call should spin while the client waits ({busy} CPU s in 2 s)"
     );
     drop(client);
     std::thread::sleep(Duration::from_millis(500));
     let after = cpu_seconds(pid);
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu_seconds(pid) - after;
-    assert!(used < 0.5, "{used} CPU seconds in the 2 s after the client left");
+    assert!(used < 0.25, "{used} CPU seconds in the 2 s after the client left");
 }
