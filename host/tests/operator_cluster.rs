@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::block_on;
 use common::kube::{condition, env_var, kubectl, kubectl_ok, Cluster, Operator, CONFIGS};
 use common::s3::{Moto, ACCESS_KEY, REGION, SECRET_KEY};
 use serde_json::{json, Value};
@@ -61,14 +62,6 @@ fn reason(condition: &Value) -> &str {
 
 fn message(condition: &Value) -> &str {
     condition["message"].as_str().unwrap_or_default()
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(future)
 }
 
 #[test]

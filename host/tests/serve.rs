@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::block_on;
 use common::s3::Moto;
 use common::signing::SigningServer;
 
@@ -109,6 +110,25 @@ impl Storage {
     fn root(&self) -> std::path::PathBuf {
         self.dir.path().join("root")
     }
+
+    /// The misbehaving fixture driver `name` (`plugins/fixtures`), dropped
+    /// into a plugin directory of its own.
+    fn fixture(name: &str) -> Storage {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins");
+        let wasm = Path::new(env!("BERTH_PLUGIN_BUILD_DIR")).join(format!("{name}.wasm"));
+        std::fs::copy(&wasm, plugins.join(format!("{name}.wasm"))).expect("the fixture");
+        let yaml = format!(
+            "storage:\n  {name}: {{}}\nplugins:\n  directory: {}\n",
+            plugins.display()
+        );
+        Storage {
+            dir,
+            yaml,
+            _servers: Vec::new(),
+        }
+    }
 }
 
 fn s3_yaml(params: &[(String, String)]) -> String {
@@ -117,14 +137,6 @@ fn s3_yaml(params: &[(String, String)]) -> String {
         yaml.push_str(&format!("    {key}: {value}\n"));
     }
     yaml
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(future)
 }
 
 /// Starts berth on `storage` and waits until it answers.
@@ -389,21 +401,30 @@ fn wrong_s3_credentials_are_a_clear_error_not_a_hang() {
 fn sigterm_stops_the_server_cleanly() {
     let storage = Storage::filesystem();
     let mut server = start(&storage);
+    let status = terminate(&mut server, Duration::from_secs(20));
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// Sends SIGTERM and waits for the exit, failing after `within`.
+fn terminate(server: &mut Server, within: Duration) -> std::process::ExitStatus {
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill")
         .success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
+    let deadline = Instant::now() + within;
+    loop {
         if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
+            return status;
         }
-        assert!(Instant::now() < deadline, "berth serve ignored SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "berth serve still runs {within:?} after SIGTERM:\n{}",
+            server.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "exit status after SIGTERM: {status}");
+    }
 }
 
 /// `curl --cacert` over HTTPS: (HTTP status, body), or None if no TLS answer.
@@ -666,24 +687,7 @@ fn sigterm_with_a_half_sent_request_exits_after_the_default_drain_limit() {
     )
     .expect("half a request");
     std::thread::sleep(Duration::from_millis(300));
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(45);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "berth serve still runs 45 s after SIGTERM:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = terminate(&mut server, Duration::from_secs(45));
     assert!(status.success(), "exit status after SIGTERM: {status}");
     assert!(server.log_text().contains("stopping anyway"), "{}", server.log_text());
     drop(half);
@@ -783,16 +787,7 @@ fn peak_rss_mib(pid: u32) -> u64 {
 /// 6.8 GB).
 #[test]
 fn concurrent_health_probes_cost_one_check() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).expect("plugins");
-    let hog = Path::new(env!("BERTH_PLUGIN_BUILD_DIR")).join("hog.wasm");
-    std::fs::copy(&hog, plugins.join("hog.wasm")).expect("the hog fixture");
-    let storage = Storage {
-        yaml: format!("storage:\n  hog: {{}}\nplugins:\n  directory: {}\n", plugins.display()),
-        dir,
-        _servers: Vec::new(),
-    };
+    let storage = Storage::fixture("hog");
     let server = start_with(&storage, "", |addr| request(addr, "GET", "/v2/", &[], b"").is_some());
     let probes: Vec<_> = (0..30)
         .map(|_| {
@@ -869,16 +864,7 @@ fn a_link_loop_in_the_storage_is_skipped_by_the_catalog() {
 /// stopped at `http.requesttimeout` and answered 503 saying so.
 #[test]
 fn a_request_ends_at_its_deadline_whatever_its_plugin_calls_do() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).expect("plugins");
-    let spin = Path::new(env!("BERTH_PLUGIN_BUILD_DIR")).join("spin.wasm");
-    std::fs::copy(&spin, plugins.join("spin.wasm")).expect("the spin fixture");
-    let storage = Storage {
-        yaml: format!("storage:\n  spin: {{}}\nplugins:\n  directory: {}\n", plugins.display()),
-        dir,
-        _servers: Vec::new(),
-    };
+    let storage = Storage::fixture("spin");
     let server = start_with(&storage, "http:\n  requesttimeout: 2s\n", |addr| {
         request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
     });
@@ -906,16 +892,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// call spinning for it stops, instead of running to its 30 s deadline.
 #[test]
 fn a_client_that_disconnects_cancels_its_request() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).expect("plugins");
-    let spin = Path::new(env!("BERTH_PLUGIN_BUILD_DIR")).join("spin.wasm");
-    std::fs::copy(&spin, plugins.join("spin.wasm")).expect("the spin fixture");
-    let storage = Storage {
-        yaml: format!("storage:\n  spin: {{}}\nplugins:\n  directory: {}\n", plugins.display()),
-        dir,
-        _servers: Vec::new(),
-    };
+    let storage = Storage::fixture("spin");
     let server = start(&storage);
     let pid = server.child.id();
     let mut client = TcpStream::connect(&server.addr).expect("connect");

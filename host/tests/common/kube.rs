@@ -287,19 +287,17 @@ pub fn kubectl(args: &[&str]) -> Output {
     run_kubectl(args, None)
 }
 
+/// `kubectl args...`, which must succeed; its standard output.
 pub fn kubectl_ok(args: &[&str]) -> String {
-    let output = kubectl(args);
-    assert!(
-        output.status.success(),
-        "kubectl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    succeeded(args, kubectl(args))
 }
 
+/// [`kubectl_ok`] with `input` on its standard input.
 pub fn kubectl_stdin(args: &[&str], input: &[u8]) -> String {
-    let output = run_kubectl(args, Some(input));
+    succeeded(args, run_kubectl(args, Some(input)))
+}
+
+fn succeeded(args: &[&str], output: Output) -> String {
     assert!(
         output.status.success(),
         "kubectl {} failed: {}",

@@ -74,6 +74,15 @@ pub fn berth(args: &[&str], env: &[(&str, &str)]) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// Runs `future` to its end on a runtime of its own, for synchronous tests.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
 /// A finding as every validator must shape it: a message, and a reason that
 /// is one CamelCase word (a Kubernetes condition reason).
 pub fn assert_well_formed(finding: &berth::validate::Finding) {
