@@ -95,3 +95,40 @@ async fn filesystem_content_is_read_by_the_host_inside_the_root_only() {
         Err(err) => assert!(err.to_string().contains("/a/out"), "{err}"),
     }
 }
+
+/// A killed writer leaves its hidden temporary file (`.link.<random>.tmp`)
+/// behind; the next write of the same path sweeps those older than an hour
+/// and leaves a fresh one (a write in progress) and other names alone.
+#[tokio::test]
+async fn the_filesystem_driver_sweeps_what_interrupted_writes_left() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
+    let parameters = vec![("rootdirectory".to_string(), root.path().display().to_string())];
+    let driver = open_driver(&host, "filesystem", parameters)
+        .await
+        .expect("filesystem driver");
+    driver.put_content("/repo/link", b"one").await.expect("first write");
+    let dir = root.path().join("repo");
+    let stale = dir.join(".link.0123456789abcdef.tmp");
+    let fresh = dir.join(".link.fedcba9876543210.tmp");
+    let other = dir.join(".other.0123456789abcdef.tmp");
+    for file in [&stale, &fresh, &other] {
+        std::fs::write(file, b"half").expect("a temporary file");
+    }
+    for file in [&stale, &other] {
+        let status = std::process::Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(file)
+            .status()
+            .expect("touch");
+        assert!(status.success());
+    }
+    driver.put_content("/repo/link", b"two").await.expect("second write");
+    assert!(!stale.exists(), "a stale temporary of this path is swept");
+    assert!(fresh.exists(), "a fresh one may be a write in progress");
+    assert!(
+        other.exists(),
+        "another path's temporaries are its own writes' to sweep"
+    );
+    assert_eq!(driver.get_content("/repo/link").await.expect("read"), b"two");
+}

@@ -92,6 +92,40 @@ impl<T> At<T> for Result<T, ErrorCode> {
     }
 }
 
+/// How old another writer's temporary file must be to count as left behind
+/// by a write that was interrupted (a killed process), not one in progress.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the temporary siblings of `name` in `dir` (`.<name>.<16 hex>.tmp`)
+/// older than [`STALE_TEMP`]: what interrupted writes of the same path left.
+/// Best effort; a failure leaves them for the next write.
+fn sweep_stale_temps(dir: &str, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else { continue };
+        let Some(random) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        if random.len() != 16 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_TEMP);
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The storage path of the entry `name` in the directory `dir`.
 fn child(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
@@ -256,6 +290,8 @@ impl Guest for Filesystem {
             .and_then(|()| fs::rename(root.full(&temp), root.full(&path)).at(&path));
         if written.is_err() {
             let _ = fs::remove_file(root.full(&temp));
+        } else {
+            sweep_stale_temps(&root.full(dir), name);
         }
         written
     }
