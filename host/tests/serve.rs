@@ -61,6 +61,9 @@ fn berth(config: &Path, env: &[(&str, &str)]) -> Command {
 struct Storage {
     dir: tempfile::TempDir,
     yaml: String,
+    /// The command berth runs under, when not directly (`unshare`, for a
+    /// filesystem of its own).
+    wrapper: Vec<String>,
     /// The servers the storage lives on, stopped when the test ends.
     _servers: Vec<Box<dyn std::any::Any>>,
 }
@@ -75,8 +78,27 @@ impl Storage {
         Storage {
             dir,
             yaml,
+            wrapper: Vec::new(),
             _servers: Vec::new(),
         }
+    }
+
+    /// The filesystem driver on a tmpfs of `mib` MiB that only berth sees:
+    /// mounted in a mount namespace of its own (`unshare`, as root or in a
+    /// user namespace), so a test can fill a disk without touching the
+    /// machine's.
+    fn filesystem_on_tmpfs(mib: u32) -> Storage {
+        let mut storage = Storage::filesystem();
+        std::fs::create_dir_all(storage.root()).expect("root");
+        let mount = format!(
+            "mount -t tmpfs -o size={mib}m berth-test \"$0\" && exec \"$@\""
+        );
+        storage.wrapper = ["unshare", "-rm", "sh", "-c", &mount]
+            .into_iter()
+            .map(String::from)
+            .chain([storage.root().display().to_string()])
+            .collect();
+        storage
     }
 
     /// A fresh bucket on a moto server.
@@ -87,6 +109,7 @@ impl Storage {
         Storage {
             dir: tempfile::tempdir().expect("tempdir"),
             yaml,
+            wrapper: Vec::new(),
             _servers: vec![Box::new(moto)],
         }
     }
@@ -102,6 +125,7 @@ impl Storage {
         Storage {
             dir,
             yaml: s3_yaml(&params),
+            wrapper: Vec::new(),
             _servers: vec![Box::new(server), Box::new(runtime)],
         }
     }
@@ -126,8 +150,25 @@ impl Storage {
         Storage {
             dir,
             yaml,
+            wrapper: Vec::new(),
             _servers: Vec::new(),
         }
+    }
+
+    /// `berth serve --config config`, under the storage's wrapper if any.
+    fn berth(&self, config: &Path, env: &[(&str, &str)]) -> Command {
+        let command = berth(config, env);
+        let Some((program, args)) = self.wrapper.split_first() else {
+            return command;
+        };
+        let mut wrapped = Command::new(program);
+        wrapped.args(args).arg(command.get_program()).args(command.get_args());
+        for (key, value) in command.get_envs() {
+            if let Some(value) = value {
+                wrapped.env(key, value);
+            }
+        }
+        wrapped
     }
 }
 
@@ -161,7 +202,8 @@ fn start_with_env(storage: &Storage, extra: &str, env: &[(&str, &str)], answers:
     let log = storage.dir.path().join(format!("berth-{port}.log"));
     let mut env = env.to_vec();
     env.push(("REGISTRY_HTTP_ADDR", &addr));
-    let child = berth(&config, &env)
+    let child = storage
+        .berth(&config, &env)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
@@ -373,6 +415,49 @@ fn healthz_reports_a_failing_storage() {
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
+}
+
+/// A monolithic push of `data` to `repository`: POST with the digest.
+fn push(addr: &str, repository: &str, data: &[u8]) -> (String, Reply) {
+    let digest = sha256_hex(data);
+    let path = format!("/v2/{repository}/blobs/uploads/?digest=sha256:{digest}");
+    let headers = [("Content-Type", "application/octet-stream")];
+    (digest, request(addr, "POST", &path, &headers, data).expect("POST"))
+}
+
+#[test]
+fn a_full_disk_is_507_to_pushes_and_reported_by_healthz() {
+    let storage = Storage::filesystem_on_tmpfs(4);
+    let server = start(&storage);
+    let healthz = || request(&server.addr, "GET", "/healthz", &[], b"").expect("healthz");
+    assert_eq!(healthz().body, b"ok\n");
+
+    // 3.5 of the 4 MiB fit; the next MiB does not.
+    let kept = content(7 << 19);
+    let (digest, reply) = push(&server.addr, "full", &kept);
+    assert_eq!(reply.status, 201, "{}\n{}", reply.head, server.log_text());
+    let (_, reply) = push(&server.addr, "full", &content(1 << 20));
+    assert_eq!(reply.status, 507, "{}\n{}", reply.head, server.log_text());
+    let body = String::from_utf8_lossy(&reply.body);
+    assert!(body.contains("storage is full"), "{body}");
+    assert!(!body.contains("os error"), "the system's words stay in the log: {body}");
+    assert!(server.log_text().contains("insufficient-space"), "{}", server.log_text());
+
+    // Pulls are still served, and /healthz says why pushes fail (once its
+    // 2 s cache has passed) while staying ready.
+    assert_body(&blob(&server.addr, "full", &digest), &kept);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let reply = healthz();
+        if reply.body != b"ok\n" || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(reply.status, 200);
+    let body = String::from_utf8_lossy(&reply.body);
+    assert!(body.starts_with("storage full: "), "{body}");
+    assert!(body.contains("pushes fail with 507"), "{body}");
 }
 
 #[test]

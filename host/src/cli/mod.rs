@@ -1,6 +1,7 @@
 //! The `berth` command line.
 
 mod config;
+mod health;
 mod listen;
 mod operator;
 mod plugin;

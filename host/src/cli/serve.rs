@@ -2,15 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use clap::Args;
 
@@ -19,7 +17,7 @@ use super::listen;
 use crate::config::{self, Config, ListenAddr, LogFormatter};
 use crate::plugin::PluginHost;
 use crate::registry::{Registry, RegistryOptions};
-use crate::storage::{open_driver, StorageDriver, StorageError};
+use crate::storage::{open_driver, StorageDriver};
 use crate::validate::{self, Severity};
 
 /// Exit status for a configuration that cannot run: distinct from a failure
@@ -196,13 +194,7 @@ fn app(
         }
     }
     let headers = Arc::new(headers);
-    let health = Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(Arc::new(Health {
-            driver,
-            draining,
-            last: tokio::sync::Mutex::new(None),
-        }));
+    let health = super::health::router(driver, draining);
     Ok(health
         .merge(registry.router())
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
@@ -215,50 +207,6 @@ fn app(
                 response
             }
         })))
-}
-
-/// How long a storage check answers `/healthz` before the next one: probes
-/// and load balancers asking many times a second cost one driver call.
-const HEALTH_TTL: Duration = Duration::from_secs(2);
-
-/// What `/healthz` answers from.
-struct Health {
-    driver: Arc<dyn StorageDriver>,
-    draining: Arc<AtomicBool>,
-    /// The last check: when, and the failure if it failed. Locked while a
-    /// check runs, so concurrent probes wait for it instead of adding more.
-    last: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
-}
-
-/// Ready when the storage answers: `stat("/")` succeeds or says there is
-/// nothing yet (an empty bucket). Otherwise 503 with the cause; 503 too once
-/// shutting down, so a load balancer stops sending before the listener goes.
-/// A check younger than [`HEALTH_TTL`] is reused.
-async fn healthz(State(health): State<Arc<Health>>) -> Response {
-    if health.draining.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
-    }
-    let mut last = health.last.lock().await;
-    let fresh = last.as_ref().filter(|(at, _)| at.elapsed() < HEALTH_TTL);
-    let outcome = match fresh {
-        Some((_, outcome)) => outcome.clone(),
-        None => {
-            let driver = &health.driver;
-            let outcome = match driver.stat("/").await {
-                Ok(_) | Err(StorageError::PathNotFound(_)) => Ok(()),
-                Err(err) => {
-                    tracing::warn!(storage = driver.name(), "health check failed: {err}");
-                    Err(format!("storage {}: {err}\n", driver.name()))
-                }
-            };
-            *last = Some((std::time::Instant::now(), outcome.clone()));
-            outcome
-        }
-    };
-    match outcome {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(cause) => (StatusCode::SERVICE_UNAVAILABLE, cause).into_response(),
-    }
 }
 
 fn spawn_upload_purging(registry: Registry, age: Duration, interval: Duration) {

@@ -162,7 +162,6 @@ impl From<DigestError> for RegistryError {
 impl From<StorageError> for RegistryError {
     fn from(err: StorageError) -> RegistryError {
         let cause = Some(err.to_string());
-        let text = err.to_string();
         let error = match &err {
             // Too many requests hold plugin instances: retry shortly.
             StorageError::Plugin(plugin) if plugin.busy => RegistryError::new(
@@ -171,8 +170,7 @@ impl From<StorageError> for RegistryError {
             )
             .with_status(StatusCode::SERVICE_UNAVAILABLE)
             .with_header(axum::http::header::RETRY_AFTER, "1"),
-            // ENOSPC, as the filesystem driver passes the system's words on.
-            _ if text.contains("No space left on device") || text.contains("(os error 28)") => {
+            _ if err.is_storage_full() => {
                 RegistryError::new(ErrorCode::Unknown, "the registry's storage is full")
                     .with_status(StatusCode::INSUFFICIENT_STORAGE)
             }
@@ -262,5 +260,8 @@ mod tests {
         ));
         assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
         assert_eq!(full.message(), "the registry's storage is full");
+        // The same, in the words of wasi:filesystem's error code.
+        let full = RegistryError::from(StorageError::Backend("/a/data: insufficient-space (error 23)".into()));
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
     }
 }

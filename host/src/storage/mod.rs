@@ -32,6 +32,19 @@ pub enum StorageError {
     Plugin(#[from] crate::plugin::PluginError),
 }
 
+impl StorageError {
+    /// Whether the backend ran out of space. The contract has no variant for
+    /// it, so this reads the words drivers pass on: ENOSPC as std and as
+    /// `wasi:filesystem` (`insufficient-space`) put it.
+    pub fn is_storage_full(&self) -> bool {
+        const WORDS: [&str; 3] = ["No space left on device", "(os error 28)", "insufficient-space"];
+        match self {
+            StorageError::Backend(message) => WORDS.iter().any(|words| message.contains(words)),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// What `stat` and `walk` report about a path.
@@ -53,6 +66,11 @@ pub struct FileInfo {
 pub trait StorageDriver: Send + Sync {
     /// The driver's name as configured (`filesystem`, `s3`, ...).
     fn name(&self) -> &str;
+    /// The host directory the driver stores into, if it has one: where the
+    /// host can tell how much space is left.
+    fn host_directory(&self) -> Option<&str> {
+        None
+    }
     /// The whole content at `path`.
     async fn get_content(&self, path: &str) -> Result<Vec<u8>>;
     /// Stores `content` at `path`, replacing what was there.

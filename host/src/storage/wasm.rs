@@ -107,6 +107,10 @@ impl StorageDriver for WasmDriver {
         self.plugin.name()
     }
 
+    fn host_directory(&self) -> Option<&str> {
+        self.plugin.directory()
+    }
+
     async fn get_content(&self, path: &str) -> Result<Vec<u8>> {
         check_file_path(path)?;
         answer(self.session().await?.lock().await.get_content(path).await)
