@@ -76,7 +76,7 @@ fn plugin_inspect_describes_a_component() {
     let (ok, stdout) = berth(&["plugin", "inspect", wasm.to_str().unwrap()]);
     assert!(ok, "{stdout}");
     assert!(
-        stdout.contains("world:      berth:storage/local-storage-driver@0.1.0"),
+        stdout.contains("world:      berth:storage/maintained-local-storage-driver@0.1.0"),
         "{stdout}"
     );
     assert!(stdout.contains("provisions: no"), "{stdout}");

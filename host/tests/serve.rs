@@ -90,9 +90,7 @@ impl Storage {
     fn filesystem_on_tmpfs(mib: u32) -> Storage {
         let mut storage = Storage::filesystem();
         std::fs::create_dir_all(storage.root()).expect("root");
-        let mount = format!(
-            "mount -t tmpfs -o size={mib}m berth-test \"$0\" && exec \"$@\""
-        );
+        let mount = format!("mount -t tmpfs -o size={mib}m berth-test \"$0\" && exec \"$@\"");
         storage.wrapper = ["unshare", "-rm", "sh", "-c", &mount]
             .into_iter()
             .map(String::from)
@@ -441,7 +439,11 @@ fn a_full_disk_is_507_to_pushes_and_reported_by_healthz() {
     let body = String::from_utf8_lossy(&reply.body);
     assert!(body.contains("storage is full"), "{body}");
     assert!(!body.contains("os error"), "the system's words stay in the log: {body}");
-    assert!(server.log_text().contains("insufficient-space"), "{}", server.log_text());
+    assert!(
+        server.log_text().contains("insufficient-space"),
+        "{}",
+        server.log_text()
+    );
 
     // Pulls are still served, and /healthz says why pushes fail (once its
     // 2 s cache has passed) while staying ready.
@@ -458,6 +460,52 @@ fn a_full_disk_is_507_to_pushes_and_reported_by_healthz() {
     let body = String::from_utf8_lossy(&reply.body);
     assert!(body.starts_with("storage full: "), "{body}");
     assert!(body.contains("pushes fail with 507"), "{body}");
+}
+
+/// Writes `path` below `root`, last modified `age` ago.
+fn write_aged(root: &Path, path: &str, age: Duration) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("parent");
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_modified(std::time::SystemTime::now() - age).expect("mtime");
+}
+
+#[test]
+fn upload_purging_removes_what_interrupted_writes_left() {
+    let storage = Storage::filesystem();
+    let root = storage.root();
+    let hours = |n: u64| Duration::from_secs(n * 3600);
+    let current = "docker/registry/v2/repositories/r/_manifests/tags/t/current";
+    // More files before it than one page of the driver's purge visits.
+    for i in 0..1200 {
+        write_aged(&root, &format!("docker/registry/v2/blobs/sha256/aa/{i:04}"), hours(2));
+    }
+    let stale = format!("{current}/.link.0123456789abcdef.tmp");
+    write_aged(&root, &stale, hours(2));
+    let kept = [
+        format!("{current}/.link.fedcba9876543210.tmp"), // a write in progress
+        format!("{current}/link"),                       // not a temporary file
+        format!("{current}/.link.tmp"),                  // not the driver's pattern
+    ];
+    write_aged(&root, &kept[0], Duration::ZERO);
+    write_aged(&root, &kept[1], hours(2));
+    write_aged(&root, &kept[2], hours(2));
+
+    // Purging is on by default and runs once at start.
+    let server = start(&storage);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while root.join(&stale).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the stale temporary file is still there:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for path in &kept {
+        assert!(root.join(path).exists(), "{path} was removed");
+    }
+    assert!(root.join("docker/registry/v2/blobs/sha256/aa/1199").exists());
 }
 
 #[test]

@@ -23,11 +23,13 @@ const FULL_BELOW: u64 = 1 << 20;
 
 /// The `/healthz` route, answering from `driver` and the drain flag.
 pub(super) fn router(driver: Arc<dyn StorageDriver>, draining: Arc<AtomicBool>) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(Arc::new(Health {
-        driver,
-        draining,
-        last: tokio::sync::Mutex::new(None),
-    }))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(Arc::new(Health {
+            driver,
+            draining,
+            last: tokio::sync::Mutex::new(None),
+        }))
 }
 
 struct Health {
@@ -42,7 +44,10 @@ struct Health {
 enum Verdict {
     Ok,
     /// Reads are served, writes fail: ready still, and saying so.
-    Full { directory: String, free: u64 },
+    Full {
+        directory: String,
+        free: u64,
+    },
     /// The storage does not answer.
     Failed(String),
 }
@@ -112,7 +117,7 @@ fn free_bytes(path: &str) -> std::io::Result<u64> {
         return Err(std::io::Error::last_os_error());
     }
     let stats = unsafe { stats.assume_init() };
-    Ok(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::listen;
 
 use crate::config::{self, Config, ListenAddr, LogFormatter};
 use crate::plugin::PluginHost;
-use crate::registry::{Registry, RegistryOptions};
+use crate::registry::{Purged, Registry, RegistryOptions};
 use crate::storage::{open_driver, StorageDriver};
 use crate::validate::{self, Severity};
 
@@ -215,8 +215,11 @@ fn spawn_upload_purging(registry: Registry, age: Duration, interval: Duration) {
         loop {
             ticks.tick().await;
             match registry.purge_uploads(age).await {
-                Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, "purged stale uploads"),
+                Ok(purged) if purged == Purged::default() => {}
+                Ok(Purged {
+                    uploads,
+                    temporary_files,
+                }) => tracing::info!(uploads, temporary_files, "purged stale uploads and temporary files"),
                 Err(err) => tracing::warn!("purging stale uploads failed: {err}"),
             }
         }

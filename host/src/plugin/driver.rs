@@ -12,7 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::call::{arm, new_store, outcome as outcome_of};
 use super::http::Network;
-use super::inspect::{exports_interface, LOCAL_FILES};
+use super::inspect::{exports_interface, LOCAL_FILES, MAINTENANCE};
 use super::state::HostState;
 use super::{PluginError, PluginHostOptions};
 
@@ -23,10 +23,11 @@ pub(crate) mod wit {
 }
 
 // The world with every optional export of a driver: each interface is
-// looked up on its own, so a plugin without `local-files` is still a driver.
+// looked up on its own, so a plugin without `local-files` or `maintenance` is
+// still a driver.
 mod bindings {
     wasmtime::component::bindgen!({
-        world: "local-storage-driver",
+        world: "maintained-local-storage-driver",
         path: "../wit/storage",
         exports: { default: async },
     });
@@ -36,7 +37,8 @@ use bindings::berth::storage::host::Level;
 pub use bindings::berth::storage::types::{
     DriverInfo, Error as WitError, FileInfo as WitFileInfo, InstanceModel, NetworkAccess,
 };
-use bindings::exports::berth::storage::{driver as driver_export, local_files};
+pub use bindings::exports::berth::storage::maintenance::PurgePage;
+use bindings::exports::berth::storage::{driver as driver_export, local_files, maintenance};
 
 /// The result of one guest call: the plugin failed (outer), or the operation
 /// answered (inner, with the contract's own error).
@@ -44,7 +46,7 @@ pub type Answer<T> = Result<Result<T, WitError>, PluginError>;
 
 /// Adds the imports of the storage-driver world (besides WASI) to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    bindings::LocalStorageDriver::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+    bindings::MaintainedLocalStorageDriver::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
 }
 
 impl bindings::berth::storage::types::Host for HostState {}
@@ -70,6 +72,8 @@ pub struct DriverPlugin {
     driver: driver_export::GuestIndices,
     /// Present when the plugin exports `local-files`.
     local_files: Option<local_files::GuestIndices>,
+    /// Present when the plugin exports `maintenance`.
+    maintenance: Option<maintenance::GuestIndices>,
     options: PluginHostOptions,
     parameters: Vec<(String, String)>,
     info: DriverInfo,
@@ -148,12 +152,22 @@ impl DriverPlugin {
                 None
             }
         };
+        let maintenance = match maintenance::GuestIndices::new(&pre) {
+            Ok(indices) => Some(indices),
+            Err(err) => {
+                if exports_interface(&engine, pre.component(), MAINTENANCE) {
+                    tracing::warn!(plugin = %name, "its maintenance export is not one this host reads ({err:#}); upload purging does not clean up after it");
+                }
+                None
+            }
+        };
         Ok(DriverPlugin {
             name,
             engine,
             pre,
             driver,
             local_files,
+            maintenance,
             options,
             parameters,
             info: DriverInfo {
@@ -275,9 +289,14 @@ impl DriverPlugin {
                 Some(indices) => Some(indices.load(&mut store, &instance)?),
                 None => None,
             };
+            let maintenance = match &self.maintenance {
+                Some(indices) => Some(indices.load(&mut store, &instance)?),
+                None => None,
+            };
             Ok(Guest {
                 driver: self.driver.load(&mut store, &instance)?,
                 local_files,
+                maintenance,
             })
         })
         .await;
@@ -325,6 +344,7 @@ pub struct Session {
 struct Guest {
     driver: driver_export::Guest,
     local_files: Option<local_files::Guest>,
+    maintenance: Option<maintenance::Guest>,
 }
 
 /// Calls one guest export under the deadline: `call!(self, "name", |driver,
@@ -446,6 +466,25 @@ impl Session {
         let deadline = arm(&mut self.store, self.timeout);
         let outcome = tokio::time::timeout_at(deadline.into(), local_files.call_file_path(&mut self.store, path)).await;
         self.settle(OP, outcome)
+    }
+
+    /// One page of removing the plugin's stale temporary files; `None` when
+    /// the plugin does not export `maintenance`.
+    pub async fn purge_temporary(
+        &mut self,
+        older_than_seconds: u64,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Answer<Option<PurgePage>> {
+        const OP: &str = "maintenance.purge-temporary";
+        let guest = usable(&self.plugin, OP, &self.failure, &self.guest)?;
+        let Some(maintenance) = &guest.maintenance else {
+            return Ok(Ok(None));
+        };
+        let deadline = arm(&mut self.store, self.timeout);
+        let call = maintenance.call_purge_temporary(&mut self.store, older_than_seconds, start_after, limit);
+        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
+        self.settle(OP, outcome).map(|answer| answer.map(Some))
     }
 
     pub async fn walk(&mut self, path: &str, start_after: Option<&str>, limit: u32) -> Answer<Vec<WitFileInfo>> {

@@ -23,6 +23,7 @@ pub struct Inspection {
 pub(crate) const DRIVER: &str = "berth:storage/driver@";
 const PROVISIONER: &str = "berth:storage/provisioner@";
 pub(crate) const LOCAL_FILES: &str = "berth:storage/local-files@";
+pub(crate) const MAINTENANCE: &str = "berth:storage/maintenance@";
 const VALIDATOR: &str = super::validator::VALIDATOR_EXPORT;
 
 /// Whether `component` exports an interface whose name starts with `prefix`
@@ -45,6 +46,8 @@ pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSou
         .map(|v| {
             let world = if provisions_storage {
                 "provisioning-storage-driver"
+            } else if names_local_files && version(MAINTENANCE).is_some() {
+                "maintained-local-storage-driver"
             } else if names_local_files {
                 "local-storage-driver"
             } else {

@@ -24,8 +24,8 @@ use wasmtime::Engine;
 
 pub use budget::{default_total_mib, MemoryBudget};
 pub use driver::{
-    release_later, wit_error_text, Answer, DriverInfo, DriverPlugin, InstanceModel, Session, SessionRef, WitError,
-    WitFileInfo,
+    release_later, wit_error_text, Answer, DriverInfo, DriverPlugin, InstanceModel, PurgePage, Session, SessionRef,
+    WitError, WitFileInfo,
 };
 pub use engine::{default_cache_dir, sha256_hex};
 pub use inspect::Inspection;

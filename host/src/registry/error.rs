@@ -170,10 +170,8 @@ impl From<StorageError> for RegistryError {
             )
             .with_status(StatusCode::SERVICE_UNAVAILABLE)
             .with_header(axum::http::header::RETRY_AFTER, "1"),
-            _ if err.is_storage_full() => {
-                RegistryError::new(ErrorCode::Unknown, "the registry's storage is full")
-                    .with_status(StatusCode::INSUFFICIENT_STORAGE)
-            }
+            _ if err.is_storage_full() => RegistryError::new(ErrorCode::Unknown, "the registry's storage is full")
+                .with_status(StatusCode::INSUFFICIENT_STORAGE),
             _ => RegistryError::new(
                 ErrorCode::Unknown,
                 "the registry's storage failed; the registry's log has the cause",

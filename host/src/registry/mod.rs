@@ -42,6 +42,18 @@ use error::Result;
 pub use error::{ErrorCode, RegistryError};
 use routes::Route;
 
+/// How long a driver's temporary file must stay untouched before purging
+/// takes it for one an interrupted write left: a live write touches its file
+/// every few milliseconds.
+pub const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
+
+/// What one purge removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub uploads: usize,
+    pub temporary_files: u64,
+}
+
 /// How the registry behaves; the defaults are distribution's.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
@@ -95,9 +107,13 @@ impl Registry {
     }
 
     /// Removes uploads started longer than `older_than` ago, in every
-    /// repository; returns how many. Meant for a periodic task.
-    pub async fn purge_uploads(&self, older_than: Duration) -> Result<usize, StorageError> {
-        uploads::purge(self, older_than).await
+    /// repository, and what interrupted writes left behind (temporary files
+    /// untouched for [`STALE_TEMPORARY`]). Meant for a periodic task.
+    pub async fn purge_uploads(&self, older_than: Duration) -> Result<Purged, StorageError> {
+        Ok(Purged {
+            uploads: uploads::purge(self, older_than).await?,
+            temporary_files: self.driver.purge_temporary(STALE_TEMPORARY).await?,
+        })
     }
 
     fn driver(&self) -> &dyn StorageDriver {

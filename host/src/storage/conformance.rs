@@ -138,6 +138,7 @@ cases! {
     "stat-modified-time-advances" => stat_modified_time_advances,
     "put-content-repeatedly" => put_content_repeatedly,
     "put-content-many-paths" => put_content_many_paths,
+    "purge-temporary-keeps-content" => purge_temporary_keeps_content,
     "concurrent-readers" => concurrent_readers,
     "concurrent-writers" => concurrent_writers,
     "walk" => walk,
@@ -1235,6 +1236,31 @@ async fn put_content_many_paths(cx: Ctx) -> CaseResult {
         cx.expect_content(path, &pattern(i as u64, 64 + i)).await?;
     }
     cx.expect_list(&cx.path("many"), &paths).await
+}
+
+/// Purging temporary files, even of any age, removes no content: neither
+/// committed files nor an upload closed for a later append. (Cases run one
+/// at a time, so no write of another case is in flight.)
+async fn purge_temporary_keeps_content(cx: Ctx) -> CaseResult {
+    let committed = cx.path("purge/committed");
+    let closed = cx.path("purge/closed");
+    cx.put(&committed, &pattern(1, 5000)).await?;
+    let mut writer = cx
+        .driver
+        .writer(&closed, false)
+        .await
+        .map_err(|e| format!("writer: {e}"))?;
+    writer
+        .write(&pattern(2, 3000))
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    writer.close().await.map_err(|e| format!("close: {e}"))?;
+    cx.driver
+        .purge_temporary(std::time::Duration::ZERO)
+        .await
+        .map_err(|e| format!("purge-temporary: {e}"))?;
+    cx.expect_content(&committed, &pattern(1, 5000)).await?;
+    cx.expect_content(&closed, &pattern(2, 3000)).await
 }
 
 /// Eight readers of one file at once, at different offsets, all read it right.

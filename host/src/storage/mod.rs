@@ -92,6 +92,12 @@ pub trait StorageDriver: Send + Sync {
     /// One page of the files below `path` at any depth, in lexical order,
     /// strictly after `start_after`, at most `limit`; a short page ends the walk.
     async fn walk(&self, path: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<FileInfo>>;
+    /// Removes the temporary files of the driver's own interrupted writes
+    /// that are older than `older_than`, everywhere; returns how many. A
+    /// driver that leaves none behind has nothing to do.
+    async fn purge_temporary(&self, _older_than: std::time::Duration) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 /// A stream of content opened by [`StorageDriver::reader`].

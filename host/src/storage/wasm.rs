@@ -233,7 +233,41 @@ impl StorageDriver for WasmDriver {
         }
         Ok(page.into_iter().map(file_info).collect())
     }
+
+    async fn purge_temporary(&self, older_than: std::time::Duration) -> Result<u64> {
+        const OP: &str = "purge-temporary";
+        let mut removed = 0;
+        let mut next: Option<String> = None;
+        loop {
+            // A fresh session per page: each page is one call's work.
+            let session = self.session().await?;
+            let page = session
+                .lock()
+                .await
+                .purge_temporary(older_than.as_secs(), next.as_deref(), PURGE_PAGE)
+                .await;
+            let Some(page) = answer(page)? else {
+                return Ok(removed);
+            };
+            removed += u64::from(page.removed);
+            match page.next {
+                None => return Ok(removed),
+                // The walk must move on, or a page would repeat forever.
+                Some(last) if next.as_ref().is_some_and(|previous| last <= *previous) => {
+                    return Err(self.broke(
+                        OP,
+                        format!("went back to `{last}` after `{}`", next.unwrap_or_default()),
+                    ));
+                }
+                Some(last) => next = Some(last),
+            }
+        }
+    }
 }
+
+/// Files a `purge-temporary` call visits: small enough for one call's
+/// deadline on a slow disk, large enough that a walk takes few instances.
+const PURGE_PAGE: u32 = 1000;
 
 struct WasmReader {
     plugin: String,

@@ -10,7 +10,7 @@
 
 wit_bindgen::generate!({
     path: "../../wit/storage",
-    world: "berth:storage/local-storage-driver@0.1.0",
+    world: "berth:storage/maintained-local-storage-driver@0.1.0",
 });
 
 use std::cell::Cell;
@@ -18,12 +18,13 @@ use std::fs;
 use std::io;
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth::storage::types::InstanceModel;
 use exports::berth::storage::driver::{
     DriverInfo, Error, FileInfo, FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter,
 };
+use exports::berth::storage::maintenance::PurgePage;
 use wasi::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 
 struct Filesystem;
@@ -94,32 +95,36 @@ impl<T> At<T> for Result<T, ErrorCode> {
 
 /// How old another writer's temporary file must be to count as left behind
 /// by a write that was interrupted (a killed process), not one in progress.
-const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+const STALE_TEMP: Duration = Duration::from_secs(3600);
 
-/// Removes the temporary siblings of `name` in `dir` (`.<name>.<16 hex>.tmp`)
-/// older than [`STALE_TEMP`]: what interrupted writes of the same path left.
-/// Best effort; a failure leaves them for the next write.
+/// The name a temporary file of this driver stands in for, when `file_name`
+/// is one: `.<name>.<16 hex>.tmp`, as `put-content` writes before renaming.
+fn temporary_for(file_name: &str) -> Option<&str> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (name, random) = rest.rsplit_once('.')?;
+    let random_ok = random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit());
+    (random_ok && !name.is_empty()).then_some(name)
+}
+
+/// Whether a file modified at `modified` has been left alone for `age`.
+fn untouched_for(modified: SystemTime, age: Duration) -> bool {
+    modified.elapsed().is_ok_and(|elapsed| elapsed > age)
+}
+
+/// Removes the temporary siblings of `name` in `dir` older than
+/// [`STALE_TEMP`]: what interrupted writes of the same path left. Best
+/// effort; a failure leaves them for the next write or upload purging.
 fn sweep_stale_temps(dir: &str, name: &str) {
     let Ok(entries) = fs::read_dir(dir) else { return };
-    let prefix = format!(".{name}.");
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else { continue };
-        let Some(random) = file_name
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_suffix(".tmp"))
-        else {
-            continue;
-        };
-        if random.len() != 16 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if file_name.to_str().and_then(temporary_for) != Some(name) {
             continue;
         }
         let stale = entry
             .metadata()
             .and_then(|meta| meta.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > STALE_TEMP);
+            .is_ok_and(|modified| untouched_for(modified, STALE_TEMP));
         if stale {
             let _ = fs::remove_file(entry.path());
         }
@@ -374,6 +379,35 @@ impl Guest for Filesystem {
 impl exports::berth::storage::local_files::Guest for Filesystem {
     fn file_path(path: String) -> Result<Option<String>, Error> {
         Ok(Some(root()?.full(&path)))
+    }
+}
+
+impl exports::berth::storage::maintenance::Guest for Filesystem {
+    fn purge_temporary(older_than_seconds: u64, start_after: Option<String>, limit: u32) -> Result<PurgePage, Error> {
+        let root = root()?;
+        let limit = limit.max(1) as usize;
+        let mut page = Vec::new();
+        walk_dir(root, "/", start_after.as_deref().unwrap_or(""), limit, &mut page).at("/")?;
+        let age = Duration::from_secs(older_than_seconds);
+        let mut removed = 0;
+        for file in &page {
+            let name = file.path.rsplit('/').next().unwrap_or_default();
+            let modified = UNIX_EPOCH + Duration::from_nanos(file.modified_ns);
+            if temporary_for(name).is_none() || !untouched_for(modified, age) {
+                continue;
+            }
+            match fs::remove_file(root.full(&file.path)) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::Backend(format!("{}: {e}", file.path))),
+            }
+        }
+        // A short page means the walk is complete.
+        let next = page
+            .last()
+            .filter(|_| page.len() >= limit)
+            .map(|file| file.path.clone());
+        Ok(PurgePage { removed, next })
     }
 }
 
