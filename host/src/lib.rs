@@ -7,4 +7,5 @@ pub mod operator;
 pub mod plugin;
 pub mod registry;
 pub mod storage;
+pub mod store;
 pub mod validate;

@@ -16,7 +16,8 @@ use super::listen;
 
 use crate::config::{self, Config, ListenAddr, LogFormatter};
 use crate::plugin::PluginHost;
-use crate::registry::{Purged, Registry, RegistryOptions};
+use crate::registry::{Registry, RegistryOptions};
+use crate::store::Purged;
 use crate::storage::{open_driver, StorageDriver};
 use crate::validate::{self, Severity};
 

@@ -5,8 +5,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::storage::layout::{self, Digest};
-use crate::storage::StorageError;
+use crate::store::Digest;
 
 use super::error::{ErrorCode, RegistryError, Result};
 use super::stream::reader_body;
@@ -19,10 +18,10 @@ pub async fn get(
     headers: &HeaderMap,
     head: bool,
 ) -> Result<Response> {
-    let size = linked_size(registry, name, digest).await?;
-    let data = layout::blob_data(digest);
+    let store = registry.store();
+    let size = store.blob_size(name, digest).await?;
     if registry.options().redirect && !head {
-        if let Some(url) = registry.driver().redirect_url("GET", &data).await? {
+        if let Some(url) = store.blob_redirect(digest).await? {
             return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response());
         }
     }
@@ -43,7 +42,7 @@ pub async fn get(
     let body = if head || length == 0 {
         Body::empty()
     } else {
-        reader_body(registry.driver().reader(&data, start).await?, length)
+        reader_body(store.blob_reader(digest, start).await?, length)
     };
     let mut response = (
         status,
@@ -66,63 +65,11 @@ pub async fn get(
     Ok(response)
 }
 
-/// Unlinks the blob from the repository; its data stays for garbage
-/// collection, since other repositories may link it too.
+/// Unlinks the blob from the repository (its data stays for garbage
+/// collection).
 pub async fn delete(registry: &Registry, name: &str, digest: &Digest) -> Result<Response> {
-    let link = layout::layer_link(name, digest);
-    match registry.driver().stat(&link).await {
-        Ok(_) => {}
-        Err(StorageError::PathNotFound(_)) => return Err(blob_unknown(name, digest)),
-        Err(err) => return Err(err.into()),
-    }
-    // The link's directory, so that no empty `<alg>/<hex>` is left behind.
-    let dir = link.trim_end_matches("/link");
-    registry.driver().delete(dir).await?;
+    registry.store().unlink_blob(name, digest).await?;
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
-}
-
-/// The size of the blob `digest` if `name` links it (as a layer, or as a
-/// manifest: a manifest is a blob too) and its data exists.
-pub async fn linked_size(registry: &Registry, name: &str, digest: &Digest) -> Result<u64> {
-    let driver = registry.driver();
-    let mut linked = false;
-    for link in [
-        layout::layer_link(name, digest),
-        layout::manifest_revision_link(name, digest),
-    ] {
-        match driver.get_content(&link).await {
-            Ok(content) => {
-                // A link naming another digest is corrupt: treat it as absent.
-                if content.trim_ascii() == digest.to_string().as_bytes() {
-                    linked = true;
-                    break;
-                }
-            }
-            Err(StorageError::PathNotFound(_)) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    if !linked {
-        return Err(blob_unknown(name, digest));
-    }
-    match driver.stat(&layout::blob_data(digest)).await {
-        Ok(info) => Ok(info.size),
-        Err(StorageError::PathNotFound(_)) => Err(blob_unknown(name, digest)),
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Whether the blob's data exists anywhere in storage.
-pub async fn exists_globally(registry: &Registry, digest: &Digest) -> Result<bool> {
-    match registry.driver().stat(&layout::blob_data(digest)).await {
-        Ok(info) => Ok(!info.is_dir),
-        Err(StorageError::PathNotFound(_)) => Ok(false),
-        Err(err) => Err(err.into()),
-    }
-}
-
-fn blob_unknown(name: &str, digest: &Digest) -> RegistryError {
-    RegistryError::new(ErrorCode::BlobUnknown, format!("blob {digest} is not in {name}"))
 }
 
 pub fn docker_content_digest() -> header::HeaderName {

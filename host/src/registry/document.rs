@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::storage::layout::Digest;
+use crate::store::{Dependency, Digest};
 
 use super::error::{ErrorCode, RegistryError, Result};
 
@@ -14,15 +14,6 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
-
-/// Something a manifest needs present in its repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dependency {
-    /// A config or layer blob.
-    Blob(Digest),
-    /// A child manifest of an index.
-    Manifest(Digest),
-}
 
 /// A manifest accepted for storing.
 #[derive(Debug)]

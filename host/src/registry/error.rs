@@ -5,8 +5,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::storage::layout::DigestError;
 use crate::storage::StorageError;
+use crate::store::{DigestError, StoreError};
 
 /// The error codes of the OCI distribution spec, plus distribution's
 /// `TAG_INVALID`, `PAGINATION_NUMBER_INVALID`, `RANGE_INVALID` and `UNKNOWN`.
@@ -154,6 +154,23 @@ impl std::fmt::Display for RegistryError {
 impl From<DigestError> for RegistryError {
     fn from(err: DigestError) -> RegistryError {
         RegistryError::new(ErrorCode::DigestInvalid, err.to_string())
+    }
+}
+
+/// A store outcome, in the spec's codes.
+impl From<StoreError> for RegistryError {
+    fn from(err: StoreError) -> RegistryError {
+        let message = err.to_string();
+        match err {
+            StoreError::BlobUnknown { .. } => RegistryError::new(ErrorCode::BlobUnknown, message),
+            StoreError::ManifestUnknown { .. } => RegistryError::new(ErrorCode::ManifestUnknown, message),
+            StoreError::DependencyUnknown { digest, .. } => RegistryError::new(ErrorCode::ManifestBlobUnknown, message)
+                .with_detail(json!({ "digest": digest.to_string() })),
+            StoreError::NameUnknown(_) => RegistryError::new(ErrorCode::NameUnknown, message),
+            StoreError::UploadUnknown { .. } => RegistryError::new(ErrorCode::BlobUploadUnknown, message),
+            StoreError::DigestMismatch { .. } => RegistryError::new(ErrorCode::DigestInvalid, message),
+            StoreError::Storage(err) => err.into(),
+        }
     }
 }
 

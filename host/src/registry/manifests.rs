@@ -1,21 +1,16 @@
-//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
-//!
-//! A manifest is a blob (its bytes, exactly as pushed) linked from the
-//! repository's `_manifests/revisions`; a tag is a link to one of them.
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`: the body
+//! is read and checked here, stored and found by the store.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-use crate::storage::layout::{self, Algorithm, Digest};
-use crate::storage::StorageError;
+use crate::store::{Algorithm, Digest, Reference};
 
-use super::blobs::{docker_content_digest, exists_globally, linked_size};
-use super::document::{self, Dependency};
+use super::blobs::docker_content_digest;
+use super::document;
 use super::error::{ErrorCode, RegistryError, Result};
-use super::routes::Reference;
-use super::stream::{body_up_to, digest_of};
+use super::stream::body_up_to;
 use super::Registry;
 
 /// The largest manifest accepted (distribution's limit too).
@@ -35,19 +30,13 @@ pub async fn get(
     headers: &HeaderMap,
     head: bool,
 ) -> Result<Response> {
-    let digest = resolve(registry, name, reference).await?;
-    let bytes = match registry.driver().get_content(&layout::blob_data(&digest)).await {
-        Ok(bytes) => bytes,
-        Err(StorageError::PathNotFound(_)) => return Err(manifest_unknown(name, &reference_text(reference))),
-        Err(err) => return Err(err.into()),
-    };
+    let (digest, bytes) = registry.store().manifest(name, reference).await?;
     let (length, media_type) = (bytes.len(), document::served_media_type(&bytes));
     if !accepts(headers, &media_type) {
         return Err(RegistryError::new(
             ErrorCode::ManifestUnknown,
             format!(
-                "manifest {} in {name} is a {media_type}, which the request's Accept header does not list",
-                reference_text(reference)
+                "manifest {reference} in {name} is a {media_type}, which the request's Accept header does not list"
             ),
         ));
     }
@@ -96,7 +85,7 @@ pub async fn put(
         Reference::Digest(digest) => digest.algorithm(),
         Reference::Tag(_) => Algorithm::Sha256,
     };
-    let digest = digest_of(algorithm, &bytes);
+    let digest = Digest::of(algorithm, &bytes);
     if let Reference::Digest(expected) = reference {
         if *expected != digest {
             return Err(RegistryError::new(
@@ -105,26 +94,14 @@ pub async fn put(
             ));
         }
     }
-    for dependency in &manifest.dependencies {
-        check_dependency(registry, name, dependency).await?;
-    }
-
-    let driver = registry.driver();
-    if !exists_globally(registry, &digest).await? {
-        driver.put_content(&layout::blob_data(&digest), &bytes).await?;
-    }
-    let link = layout::link_content(&digest);
-    driver
-        .put_content(&layout::manifest_revision_link(name, &digest), link.as_bytes())
+    let tag = match reference {
+        Reference::Tag(tag) => Some(tag.as_str()),
+        Reference::Digest(_) => None,
+    };
+    registry
+        .store()
+        .put_manifest(name, &digest, &bytes, tag, &manifest.dependencies)
         .await?;
-    if let Reference::Tag(tag) = reference {
-        driver
-            .put_content(&layout::tag_index_link(name, tag, &digest), link.as_bytes())
-            .await?;
-        driver
-            .put_content(&layout::tag_current_link(name, tag), link.as_bytes())
-            .await?;
-    }
     tracing::info!(repository = name, digest = %digest, media_type = manifest.media_type, "manifest stored");
     let mut response = (
         StatusCode::CREATED,
@@ -145,82 +122,11 @@ pub async fn put(
     Ok(response)
 }
 
-/// By digest: removes the manifest from the repository, and every tag
-/// pointing at it. By tag: removes the tag only (spec v1.1).
+/// By digest: removes the manifest and every tag pointing at it. By tag:
+/// removes the tag only (spec v1.1).
 pub async fn delete(registry: &Registry, name: &str, reference: &Reference) -> Result<Response> {
-    let driver = registry.driver();
-    match reference {
-        Reference::Tag(tag) => {
-            resolve(registry, name, reference).await?;
-            driver.delete(&layout::tag(name, tag)).await?;
-        }
-        Reference::Digest(digest) => {
-            resolve(registry, name, reference).await?;
-            let link = layout::manifest_revision_link(name, digest);
-            driver.delete(link.trim_end_matches("/link")).await?;
-            let tags = match driver.list(&layout::tags(name)).await {
-                Ok(tags) => tags,
-                Err(StorageError::PathNotFound(_)) => Vec::new(),
-                Err(err) => return Err(err.into()),
-            };
-            for tag_dir in tags {
-                let tag = tag_dir.rsplit('/').next().unwrap_or_default();
-                if read_link(registry, &layout::tag_current_link(name, tag)).await? == Some(digest.clone()) {
-                    driver.delete(&tag_dir).await?;
-                }
-            }
-        }
-    }
+    registry.store().delete_manifest(name, reference).await?;
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
-}
-
-/// The digest `reference` names in the repository, or `MANIFEST_UNKNOWN`.
-pub async fn resolve(registry: &Registry, name: &str, reference: &Reference) -> Result<Digest> {
-    let found = match reference {
-        Reference::Tag(tag) => read_link(registry, &layout::tag_current_link(name, tag)).await?,
-        Reference::Digest(digest) => {
-            let link = read_link(registry, &layout::manifest_revision_link(name, digest)).await?;
-            link.filter(|linked| linked == digest)
-        }
-    };
-    found.ok_or_else(|| manifest_unknown(name, &reference_text(reference)))
-}
-
-/// Whether the repository has the manifest `digest`.
-pub async fn has_revision(registry: &Registry, name: &str, digest: &Digest) -> Result<bool> {
-    let link = read_link(registry, &layout::manifest_revision_link(name, digest)).await?;
-    Ok(link.as_ref() == Some(digest))
-}
-
-/// The digest a link file holds; `None` if there is none or it is garbage.
-async fn read_link(registry: &Registry, path: &str) -> Result<Option<Digest>> {
-    match registry.driver().get_content(path).await {
-        Ok(content) => Ok(std::str::from_utf8(&content)
-            .ok()
-            .and_then(|text| Digest::parse(text.trim()).ok())),
-        Err(StorageError::PathNotFound(_)) => Ok(None),
-        Err(err) => Err(err.into()),
-    }
-}
-
-async fn check_dependency(registry: &Registry, name: &str, dependency: &Dependency) -> Result<()> {
-    let (digest, present) = match dependency {
-        Dependency::Blob(digest) => match linked_size(registry, name, digest).await {
-            Ok(_) => (digest, true),
-            Err(err) if err.code() == ErrorCode::BlobUnknown => (digest, false),
-            Err(err) => return Err(err),
-        },
-        Dependency::Manifest(digest) => (digest, has_revision(registry, name, digest).await?),
-    };
-    if present {
-        Ok(())
-    } else {
-        Err(RegistryError::new(
-            ErrorCode::ManifestBlobUnknown,
-            format!("{digest}, which the manifest references, is not in {name}"),
-        )
-        .with_detail(json!({ "digest": digest.to_string() })))
-    }
 }
 
 /// Whether the `Accept` headers admit `media_type`: no header (or an empty
@@ -246,20 +152,6 @@ fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
                 .strip_suffix("/*")
                 .is_some_and(|range_type| range_type.eq_ignore_ascii_case(top_level))
     })
-}
-
-fn reference_text(reference: &Reference) -> String {
-    match reference {
-        Reference::Tag(tag) => tag.clone(),
-        Reference::Digest(digest) => digest.to_string(),
-    }
-}
-
-fn manifest_unknown(name: &str, reference: &str) -> RegistryError {
-    RegistryError::new(
-        ErrorCode::ManifestUnknown,
-        format!("manifest {reference} is not in {name}"),
-    )
 }
 
 #[cfg(test)]

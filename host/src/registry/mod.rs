@@ -36,23 +36,12 @@ use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::storage::{StorageDriver, StorageError};
+use crate::storage::StorageDriver;
+use crate::store::{Purged, Store, StoreError};
 
 use error::Result;
 pub use error::{ErrorCode, RegistryError};
 use routes::Route;
-
-/// How long a driver's temporary file must stay untouched before purging
-/// takes it for one an interrupted write left: a live write touches its file
-/// every few milliseconds.
-pub const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
-
-/// What one purge removed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Purged {
-    pub uploads: usize,
-    pub temporary_files: u64,
-}
 
 /// How the registry behaves; the defaults are distribution's.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +53,7 @@ pub struct RegistryOptions {
     /// Send blob GETs to the driver's `redirect_url` when it has one.
     pub redirect: bool,
     /// How old an unfinished upload must be for the caller's purge task to
-    /// remove it with [`Registry::purge_uploads`]; `None`: never purge.
+    /// remove it with [`Store::purge`]; `None`: never purge.
     pub upload_purge_age: Option<Duration>,
     /// The longest a request may take, every plugin call it makes included;
     /// the request is then stopped and answered 503. Blob uploads, whose
@@ -76,11 +65,8 @@ pub struct RegistryOptions {
 /// The registry API over one storage.
 #[derive(Clone)]
 pub struct Registry {
-    driver: Arc<dyn StorageDriver>,
+    store: Store,
     options: Arc<RegistryOptions>,
-    /// One request at a time per upload in this process (see
-    /// [`uploads::UploadLocks`]).
-    upload_locks: Arc<uploads::UploadLocks>,
 }
 
 /// Sent with every answer, as clients probe for it.
@@ -89,9 +75,8 @@ const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/
 impl Registry {
     pub fn new(driver: Arc<dyn StorageDriver>, options: RegistryOptions) -> Registry {
         Registry {
-            driver,
+            store: Store::new(driver),
             options: Arc::new(options),
-            upload_locks: Arc::default(),
         }
     }
 
@@ -106,18 +91,13 @@ impl Registry {
         Router::new().fallback(dispatch).with_state(self.clone())
     }
 
-    /// Removes uploads started longer than `older_than` ago, in every
-    /// repository, and what interrupted writes left behind (temporary files
-    /// untouched for [`STALE_TEMPORARY`]). Meant for a periodic task.
-    pub async fn purge_uploads(&self, older_than: Duration) -> Result<Purged, StorageError> {
-        Ok(Purged {
-            uploads: uploads::purge(self, older_than).await?,
-            temporary_files: self.driver.purge_temporary(STALE_TEMPORARY).await?,
-        })
+    /// Removes stale uploads and temporary files: see [`Store::purge`].
+    pub async fn purge_uploads(&self, older_than: Duration) -> Result<Purged, StoreError> {
+        self.store.purge(older_than).await
     }
 
-    fn driver(&self) -> &dyn StorageDriver {
-        self.driver.as_ref()
+    fn store(&self) -> &Store {
+        &self.store
     }
 
     async fn handle(&self, parts: Parts, body: Body) -> Result<Response> {
@@ -219,11 +199,6 @@ fn not_allowed(method: &Method) -> RegistryError {
         ErrorCode::Unsupported,
         format!("{method} is not supported on this endpoint"),
     )
-}
-
-/// The last component of a storage path.
-fn base_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// A 200 with a JSON body (none for HEAD, but its length).

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::storage::layout::Digest;
+use crate::store::{Digest, Reference};
 
 use super::error::{ErrorCode, RegistryError, Result};
 
@@ -45,13 +45,6 @@ impl Route {
             | Route::Referrers { name, .. } => Some(name),
         }
     }
-}
-
-/// A manifest reference: a tag or a digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reference {
-    Tag(String),
-    Digest(Digest),
 }
 
 /// The route of `path` (the raw, still percent-encoded path), `None` when it

@@ -4,18 +4,17 @@
 
 use axum::body::Body;
 use futures_util::StreamExt;
-use sha2::{Digest as _, Sha256, Sha512};
 use tokio::sync::mpsc;
 
-use crate::storage::layout::{Algorithm, Digest};
-use crate::storage::{FileReader, FileWriter, StorageDriver};
+use crate::storage::{FileReader, FileWriter};
+use crate::store::{Digest, Hasher};
 
 use super::error::{ErrorCode, RegistryError, Result};
 
 /// Bytes gathered from a request body before one write to storage: large, as
 /// the storage contract asks, and bounded, so memory per upload is too.
 const WRITE_PIECE: usize = 4 << 20;
-/// Bytes asked of a reader at a time when serving or hashing.
+/// Bytes asked of a reader at a time when serving.
 const READ_PIECE: u32 = 1 << 20;
 /// Pieces gathered ahead of storage: the body is received and hashed while
 /// the previous piece is being written, instead of the two taking turns.
@@ -148,53 +147,4 @@ pub fn reader_body(mut reader: Box<dyn FileReader>, length: u64) -> Body {
         received.recv().await.map(|piece| (piece, received))
     });
     Body::from_stream(stream)
-}
-
-/// Incremental hashing for the algorithms a [`Digest`] may name.
-pub enum Hasher {
-    Sha256(Sha256),
-    Sha512(Sha512),
-}
-
-impl Hasher {
-    pub fn new(algorithm: Algorithm) -> Hasher {
-        match algorithm {
-            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
-            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
-        }
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    pub fn finish(self) -> Digest {
-        match self {
-            Hasher::Sha256(h) => Digest::from_hash(Algorithm::Sha256, &h.finalize()),
-            Hasher::Sha512(h) => Digest::from_hash(Algorithm::Sha512, &h.finalize()),
-        }
-    }
-}
-
-/// The digest of `content` with `algorithm`.
-pub fn digest_of(algorithm: Algorithm, content: &[u8]) -> Digest {
-    let mut hasher = Hasher::new(algorithm);
-    hasher.update(content);
-    hasher.finish()
-}
-
-/// The digest of the stored content at `path`, read back in pieces.
-pub async fn digest_of_stored(driver: &dyn StorageDriver, path: &str, algorithm: Algorithm) -> Result<Digest> {
-    let mut reader = driver.reader(path, 0).await?;
-    let mut hasher = Hasher::new(algorithm);
-    loop {
-        let data = reader.read(READ_PIECE).await?;
-        if data.is_empty() {
-            return Ok(hasher.finish());
-        }
-        hasher.update(&data);
-    }
 }

@@ -2,7 +2,6 @@
 //! errors, path rules, and the conformance suite every driver must pass.
 
 pub mod conformance;
-pub mod layout;
 mod local_file;
 mod path;
 mod walk;

@@ -1,0 +1,181 @@
+//! Manifests and tags: a manifest is a blob (its bytes exactly as pushed)
+//! linked from the repository's `_manifests/revisions`; a tag is a link to
+//! one of them, with the history of what it pointed at. Tag resolution
+//! always reads storage: another process may have moved the tag.
+
+use super::{absent_is_none, base_name, layout, Digest, Result, Store, StoreError};
+
+/// A manifest reference: a tag or a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Tag(String),
+    Digest(Digest),
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reference::Tag(tag) => f.write_str(tag),
+            Reference::Digest(digest) => digest.fmt(f),
+        }
+    }
+}
+
+/// What a manifest needs the repository to hold before it may be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dependency {
+    /// A config or layer blob.
+    Blob(Digest),
+    /// A manifest an index lists.
+    Manifest(Digest),
+}
+
+impl Store {
+    /// The digest `reference` names in the repository.
+    pub async fn resolve(&self, name: &str, reference: &Reference) -> Result<Digest> {
+        let found = match reference {
+            Reference::Tag(tag) => self.read_link(&layout::tag_current_link(name, tag)).await?,
+            Reference::Digest(digest) => self.has_manifest(name, digest).await?.then(|| digest.clone()),
+        };
+        found.ok_or_else(|| manifest_unknown(name, reference))
+    }
+
+    /// The digest and bytes of the manifest `reference` names.
+    pub async fn manifest(&self, name: &str, reference: &Reference) -> Result<(Digest, Vec<u8>)> {
+        let digest = self.resolve(name, reference).await?;
+        match absent_is_none(self.driver().get_content(&layout::blob_data(&digest)).await)? {
+            Some(bytes) => Ok((digest, bytes)),
+            None => Err(manifest_unknown(name, reference)),
+        }
+    }
+
+    /// Whether the repository has the manifest `digest`.
+    pub async fn has_manifest(&self, name: &str, digest: &Digest) -> Result<bool> {
+        let link = self.read_link(&layout::manifest_revision_link(name, digest)).await?;
+        Ok(link.as_ref() == Some(digest))
+    }
+
+    /// Stores the manifest `bytes` (whose digest is `digest`) in `name`, and
+    /// points `tag` at it, once every dependency is in the repository.
+    pub async fn put_manifest(
+        &self,
+        name: &str,
+        digest: &Digest,
+        bytes: &[u8],
+        tag: Option<&str>,
+        dependencies: &[Dependency],
+    ) -> Result<()> {
+        for dependency in dependencies {
+            let (needed, present) = match dependency {
+                Dependency::Blob(needed) => match self.blob_size(name, needed).await {
+                    Ok(_) => (needed, true),
+                    Err(StoreError::BlobUnknown { .. }) => (needed, false),
+                    Err(err) => return Err(err),
+                },
+                Dependency::Manifest(needed) => (needed, self.has_manifest(name, needed).await?),
+            };
+            if !present {
+                return Err(StoreError::DependencyUnknown {
+                    name: name.to_string(),
+                    digest: needed.clone(),
+                });
+            }
+        }
+        let driver = self.driver();
+        if !self.blob_exists(digest).await? {
+            driver.put_content(&layout::blob_data(digest), bytes).await?;
+        }
+        let link = layout::link_content(digest);
+        driver
+            .put_content(&layout::manifest_revision_link(name, digest), link.as_bytes())
+            .await?;
+        if let Some(tag) = tag {
+            driver
+                .put_content(&layout::tag_index_link(name, tag, digest), link.as_bytes())
+                .await?;
+            driver
+                .put_content(&layout::tag_current_link(name, tag), link.as_bytes())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// By digest: removes the manifest from the repository, and every tag
+    /// pointing at it. By tag: removes the tag only (spec v1.1).
+    pub async fn delete_manifest(&self, name: &str, reference: &Reference) -> Result<()> {
+        let digest = self.resolve(name, reference).await?;
+        let driver = self.driver();
+        if let Reference::Tag(tag) = reference {
+            driver.delete(&layout::tag(name, tag)).await?;
+            return Ok(());
+        }
+        let link = layout::manifest_revision_link(name, &digest);
+        driver.delete(link.trim_end_matches("/link")).await?;
+        let tags = absent_is_none(driver.list(&layout::tags(name)).await)?.unwrap_or_default();
+        for tag_dir in tags {
+            let current = layout::tag_current_link(name, base_name(&tag_dir));
+            if self.read_link(&current).await?.as_ref() == Some(&digest) {
+                driver.delete(&tag_dir).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The repository's tags, unsorted. A repository without tags is not
+    /// known, as distribution has it.
+    pub async fn tags(&self, name: &str) -> Result<Vec<String>> {
+        match absent_is_none(self.driver().list(&layout::tags(name)).await)? {
+            Some(children) => Ok(children.iter().map(|child| base_name(child).to_string()).collect()),
+            None => Err(StoreError::NameUnknown(name.to_string())),
+        }
+    }
+
+    /// Every manifest of the repository, digest and bytes, in order of
+    /// digest. Found by reading what `_manifests/revisions` links, not from
+    /// an index of our own: always in step with the revisions (deletes
+    /// included), and it works on a storage written by distribution.
+    pub async fn manifests(&self, name: &str) -> Result<Vec<(Digest, Vec<u8>)>> {
+        let driver = self.driver();
+        let mut manifests = Vec::new();
+        for digest in self.revisions(name).await? {
+            // A revision whose link is gone was deleted meanwhile.
+            if !self.has_manifest(name, &digest).await? {
+                continue;
+            }
+            if let Some(bytes) = absent_is_none(driver.get_content(&layout::blob_data(&digest)).await)? {
+                manifests.push((digest, bytes));
+            }
+        }
+        Ok(manifests)
+    }
+
+    /// The digests below `_manifests/revisions/<alg>/<hex>`, in lexical order.
+    async fn revisions(&self, name: &str) -> Result<Vec<Digest>> {
+        let driver = self.driver();
+        let root = layout::manifest_revisions(name);
+        let Some(algorithms) = absent_is_none(driver.list(&root).await)? else {
+            return Ok(Vec::new());
+        };
+        let mut digests = Vec::new();
+        for algorithm_dir in algorithms {
+            let algorithm = base_name(&algorithm_dir);
+            let Some(hexes) = absent_is_none(driver.list(&algorithm_dir).await)? else {
+                continue;
+            };
+            for hex_dir in hexes {
+                if let Ok(digest) = Digest::parse(&format!("{algorithm}:{}", base_name(&hex_dir))) {
+                    digests.push(digest);
+                }
+            }
+        }
+        digests.sort();
+        Ok(digests)
+    }
+}
+
+fn manifest_unknown(name: &str, reference: &Reference) -> StoreError {
+    StoreError::ManifestUnknown {
+        name: name.to_string(),
+        reference: reference.to_string(),
+    }
+}

@@ -1,0 +1,84 @@
+//! The registry's storage service: blobs, repository links, manifests,
+//! tags, referrers, uploads and the catalog, in the registry's own words,
+//! over a [`StorageDriver`] in distribution's layout.
+//!
+//! It stands where distribution's `registry/storage` does, between the HTTP
+//! handlers and the drivers: handlers parse a request, call the store and
+//! map its outcome; upload purging (and later access control, garbage
+//! collection and retention) call it too. Nothing outside this module
+//! builds a storage path or reads a link file.
+
+mod blobs;
+mod digest;
+mod layout;
+mod manifests;
+mod repositories;
+mod time;
+mod uploads;
+
+use std::sync::Arc;
+
+use crate::storage::{StorageDriver, StorageError};
+
+pub use digest::{Algorithm, Digest, DigestError, Hasher};
+pub use manifests::{Dependency, Reference};
+pub use uploads::{Purged, Upload, STALE_TEMPORARY};
+
+/// The registry's content on one storage. Cheap to clone: clones share the
+/// driver and the upload turns.
+#[derive(Clone)]
+pub struct Store {
+    driver: Arc<dyn StorageDriver>,
+    /// One request at a time per upload in this process.
+    upload_turns: Arc<uploads::Turns>,
+}
+
+/// What a store operation can come to besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("blob {digest} is not in {name}")]
+    BlobUnknown { name: String, digest: Digest },
+    #[error("manifest {reference} is not in {name}")]
+    ManifestUnknown { name: String, reference: String },
+    /// A manifest refers to a blob or manifest the repository lacks.
+    #[error("{digest}, which the manifest references, is not in {name}")]
+    DependencyUnknown { name: String, digest: Digest },
+    #[error("repository {0} is not known")]
+    NameUnknown(String),
+    #[error("no upload {id} in {name}")]
+    UploadUnknown { name: String, id: String },
+    /// The upload's content is not what the client said; it is discarded.
+    #[error("the upload's content has digest {actual}, not {expected}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl Store {
+    pub fn new(driver: Arc<dyn StorageDriver>) -> Store {
+        Store {
+            driver,
+            upload_turns: Arc::default(),
+        }
+    }
+
+    fn driver(&self) -> &dyn StorageDriver {
+        self.driver.as_ref()
+    }
+}
+
+/// `Ok(None)` for a path that is not there; other failures pass.
+fn absent_is_none<T>(result: crate::storage::Result<T>) -> Result<Option<T>, StorageError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(StorageError::PathNotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// The last component of a storage path.
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
