@@ -1058,7 +1058,12 @@ async fn purge_removes_only_stale_uploads(storage: TestStorage) {
         ids.push((name, header(&started, "docker-upload-uuid")));
     }
     assert_eq!(
-        r.berth.registry.purge_uploads(Duration::from_secs(3600)).await.unwrap().uploads,
+        r.berth
+            .registry
+            .purge_uploads(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .uploads,
         0
     );
     // Age the first upload as distribution would have written it.
@@ -1070,7 +1075,12 @@ async fn purge_removes_only_stale_uploads(storage: TestStorage) {
     assert_ne!(storage.paths_under(&other_upload).await, Vec::<String>::new());
     storage.write(&started_at, b"2020-01-02T03:04:05+01:00").await;
     assert_eq!(
-        r.berth.registry.purge_uploads(Duration::from_secs(3600)).await.unwrap().uploads,
+        r.berth
+            .registry
+            .purge_uploads(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .uploads,
         1
     );
     assert_eq!(storage.paths_under(&upload).await, Vec::<String>::new());

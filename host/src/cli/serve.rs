@@ -17,8 +17,8 @@ use super::listen;
 use crate::config::{self, Config, ListenAddr, LogFormatter};
 use crate::plugin::PluginHost;
 use crate::registry::{Registry, RegistryOptions};
-use crate::store::Purged;
 use crate::storage::{open_driver, StorageDriver};
+use crate::store::Purged;
 use crate::validate::{self, Severity};
 
 /// Exit status for a configuration that cannot run: distinct from a failure
