@@ -1260,6 +1260,15 @@ async fn purge_temporary_keeps_content(cx: Ctx) -> CaseResult {
         .await
         .map_err(|e| format!("purge-temporary: {e}"))?;
     cx.expect_content(&committed, &pattern(1, 5000)).await?;
+    // A closed writer's content is promised to the next append writer only.
+    let mut writer = cx
+        .driver
+        .writer(&closed, true)
+        .await
+        .map_err(|e| format!("writer: {e}"))?;
+    let size = writer.size().await.map_err(|e| format!("size: {e}"))?;
+    writer.commit().await.map_err(|e| format!("commit: {e}"))?;
+    expect_eq(format!("the size of {closed} after purging"), size, 3000)?;
     cx.expect_content(&closed, &pattern(2, 3000)).await
 }
 
