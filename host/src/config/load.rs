@@ -391,10 +391,30 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
             ));
         }
     }
-    if config.plugins.memorylimitmib > 4096 {
+    let max_memory = crate::plugin::MAX_MEMORY_LIMIT_MIB;
+    if config.plugins.memorylimitmib > max_memory {
         return Err(invalid(
             "plugins.memorylimitmib",
-            "must be at most 4096: a plugin is 32-bit WebAssembly and cannot address more".into(),
+            format!("must be at most {max_memory}: a plugin is 32-bit WebAssembly and cannot address more"),
+        ));
+    }
+    let cache = &config.storage.cache;
+    match cache.blobdescriptor.as_deref() {
+        None | Some("inmemory" | "none") => {}
+        Some(other) => {
+            return Err(invalid(
+                "storage.cache.blobdescriptor",
+                format!(
+                    "`{other}` is not supported: write `inmemory` (the default) or `none`; \
+                     the cache holds only what never changes for a digest, so replicas need no shared one"
+                ),
+            ))
+        }
+    }
+    if cache.blobdescriptorsize == Some(0) {
+        return Err(invalid(
+            "storage.cache.blobdescriptorsize",
+            "must be at least 1; write `blobdescriptor: none` for no cache".into(),
         ));
     }
     Ok(())

@@ -305,8 +305,22 @@ pub struct ReadOnlyConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CacheConfig {
-    /// `inmemory` or `redis` in distribution; `None`: no cache.
+    /// `inmemory` (also when unset) or `none`; distribution's `redis` is
+    /// refused (see [`CacheConfig::entries`]).
     pub blobdescriptor: Option<String>,
+    /// How many digests the in-memory cache keeps (default 10000).
+    pub blobdescriptorsize: Option<usize>,
+}
+
+impl CacheConfig {
+    /// How many digests' sizes and manifest bytes are kept in memory; 0 with
+    /// `blobdescriptor: none`.
+    pub fn entries(&self) -> usize {
+        match self.blobdescriptor.as_deref() {
+            Some("none") => 0,
+            _ => self.blobdescriptorsize.unwrap_or(crate::store::DEFAULT_CACHE_ENTRIES),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -480,8 +494,8 @@ impl Default for PluginsConfig {
     fn default() -> Self {
         PluginsConfig {
             directory: None,
-            calltimeout: Duration::from_secs(30),
-            memorylimitmib: 256,
+            calltimeout: crate::plugin::DEFAULT_CALL_TIMEOUT,
+            memorylimitmib: crate::plugin::DEFAULT_MEMORY_LIMIT_MIB,
             totalmemorymib: None,
         }
     }

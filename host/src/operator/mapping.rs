@@ -30,11 +30,11 @@ use serde_json::Value;
 
 use super::config::{ImageRegistrySpec, LogLevel, Storage};
 
-/// `plugins.memorylimitmib` when nothing sets it (`crate::config`).
-const DEFAULT_PLUGIN_MEMORY_MIB: i64 = 256;
+/// `plugins.memorylimitmib` when nothing sets it.
+const DEFAULT_PLUGIN_MEMORY_MIB: i64 = crate::plugin::DEFAULT_MEMORY_LIMIT_MIB as i64;
 /// The most a (32-bit) plugin can address; registry-rules names a chunk
 /// size that needs more.
-const MAX_PLUGIN_MEMORY_MIB: i64 = 4096;
+const MAX_PLUGIN_MEMORY_MIB: i64 = crate::plugin::MAX_MEMORY_LIMIT_MIB as i64;
 
 /// The secret the user puts S3 credentials in (namespace [`NAMESPACE`]).
 pub const CREDENTIALS_SECRET: &str = "image-registry-private-configuration-user";

@@ -1,72 +1,31 @@
-//! Storage-driver plugins: instantiating them per call or keeping one
-//! resident, and calling their exports under a deadline. What the calls mean
-//! is the `storage` module's business; this one only runs them.
+//! A storage-driver plugin configured with its parameters: what it asked
+//! for (a directory, network access) granted, its fixed answers learnt once,
+//! and instances made for it as its instance model says (per request, or one
+//! resident). What the calls mean is the `storage` module's business.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Mutex;
-use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceAny};
-use wasmtime::{Engine, Store};
+use wasmtime::component::InstancePre;
+use wasmtime::Engine;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::call::{arm, new_store, outcome as outcome_of};
+use super::call::{arm, new_store};
 use super::http::Network;
-use super::inspect::{exports_interface, LOCAL_FILES, MAINTENANCE};
+use super::request;
+use super::session::{DriverInfo, FixedAnswers, Guest, InstanceModel, PluginUsage, Session, SessionRef, UsageCounter};
 use super::state::HostState;
+use super::wit::storage::exports::berth::storage::{driver as driver_export, fixed_answers, local_files, maintenance};
+use super::wit::{optional_export, FIXED_ANSWERS, LOCAL_FILES, MAINTENANCE};
 use super::{PluginError, PluginHostOptions};
-
-/// The storage-driver world's imports and types, shared with the
-/// provisioning world's bindings.
-pub(crate) mod wit {
-    pub use super::bindings::berth::storage::{host, types};
-}
-
-// The world with every optional export of a driver: each interface is
-// looked up on its own, so a plugin without `local-files` or `maintenance` is
-// still a driver.
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "maintained-local-storage-driver",
-        path: "../wit/storage",
-        exports: { default: async },
-    });
-}
-
-use bindings::berth::storage::host::Level;
-pub use bindings::berth::storage::types::{
-    DriverInfo, Error as WitError, FileInfo as WitFileInfo, InstanceModel, NetworkAccess,
-};
-pub use bindings::exports::berth::storage::maintenance::PurgePage;
-use bindings::exports::berth::storage::{driver as driver_export, local_files, maintenance};
-
-/// The result of one guest call: the plugin failed (outer), or the operation
-/// answered (inner, with the contract's own error).
-pub type Answer<T> = Result<Result<T, WitError>, PluginError>;
-
-/// Adds the imports of the storage-driver world (besides WASI) to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    bindings::MaintainedLocalStorageDriver::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
-}
-
-impl bindings::berth::storage::types::Host for HostState {}
-
-impl bindings::berth::storage::host::Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
-        let plugin = &*self.plugin;
-        match level {
-            Level::Error => tracing::error!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-        }
-    }
-}
 
 /// A storage-driver plugin configured with its parameters.
 pub struct DriverPlugin {
     name: Arc<str>,
+    /// Tells this plugin's instances from others' within a request.
+    id: u64,
+    usage: Arc<UsageCounter>,
     engine: Engine,
     pre: InstancePre<HostState>,
     driver: driver_export::GuestIndices,
@@ -74,9 +33,14 @@ pub struct DriverPlugin {
     local_files: Option<local_files::GuestIndices>,
     /// Present when the plugin exports `maintenance`.
     maintenance: Option<maintenance::GuestIndices>,
+    /// Present when the plugin exports `fixed-answers`.
+    fixed_answers: Option<fixed_answers::GuestIndices>,
     options: PluginHostOptions,
     parameters: Vec<(String, String)>,
     info: DriverInfo,
+    /// What it answers the same for every path (all `false` when it does not
+    /// say).
+    answers: FixedAnswers,
     /// The host directory pre-opened for the plugin, if it asked for one.
     directory: Option<String>,
     /// An empty directory pre-opened in its place when only the parameters
@@ -87,9 +51,6 @@ pub struct DriverPlugin {
     /// The one instance of a `resident` plugin.
     resident: Option<Mutex<SessionRef>>,
 }
-
-/// An instance in use; shared by a reader or writer and the calls it makes.
-pub type SessionRef = Arc<Mutex<Session>>;
 
 impl DriverPlugin {
     /// Asks the plugin how it wants to be run, then initialises it with
@@ -106,7 +67,11 @@ impl DriverPlugin {
         plugin.info = plugin.instantiate().await?.describe().await?;
         plugin.directory = plugin.granted_directory()?;
         plugin.network = granted_network(&plugin.name, &plugin.info, &plugin.parameters)?;
-        let session = plugin.new_session().await?;
+        let mut session = plugin.new_session().await?;
+        if let Some(answers) = session.fixed_answers().await? {
+            plugin.answers = answers;
+        }
+        plugin.check_fixed_answers(&mut session).await?;
         if plugin.info.instance_model == InstanceModel::Resident {
             plugin.resident = Some(Mutex::new(Arc::new(Mutex::new(session))));
         }
@@ -143,37 +108,51 @@ impl DriverPlugin {
     ) -> Result<Self, PluginError> {
         let driver = driver_export::GuestIndices::new(&pre)
             .map_err(|err| PluginError::new(&name, "load", format!("is not a storage driver: {err:#}")))?;
-        let local_files = match local_files::GuestIndices::new(&pre) {
-            Ok(indices) => Some(indices),
-            Err(err) => {
-                if exports_interface(&engine, pre.component(), LOCAL_FILES) {
-                    tracing::warn!(plugin = %name, "its local-files export is not one this host reads ({err:#}); its content is read through its reader");
-                }
-                None
-            }
-        };
-        let maintenance = match maintenance::GuestIndices::new(&pre) {
-            Ok(indices) => Some(indices),
-            Err(err) => {
-                if exports_interface(&engine, pre.component(), MAINTENANCE) {
-                    tracing::warn!(plugin = %name, "its maintenance export is not one this host reads ({err:#}); upload purging does not clean up after it");
-                }
-                None
-            }
-        };
+        let local_files = optional_export(
+            &name,
+            &engine,
+            &pre,
+            LOCAL_FILES,
+            "its content is read through its reader",
+            local_files::GuestIndices::new,
+        );
+        let maintenance = optional_export(
+            &name,
+            &engine,
+            &pre,
+            MAINTENANCE,
+            "upload purging does not clean up after it",
+            maintenance::GuestIndices::new,
+        );
+        let fixed_answers = optional_export(
+            &name,
+            &engine,
+            &pre,
+            FIXED_ANSWERS,
+            "every request asks what it would answer",
+            fixed_answers::GuestIndices::new,
+        );
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(DriverPlugin {
             name,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            usage: Arc::default(),
             engine,
             pre,
             driver,
             local_files,
             maintenance,
+            fixed_answers,
             options,
             parameters,
             info: DriverInfo {
                 instance_model: InstanceModel::PerCall,
                 directory_parameter: None,
                 network: None,
+            },
+            answers: FixedAnswers {
+                never_redirects: false,
+                files_at_their_paths: false,
             },
             directory: None,
             scratch: None,
@@ -206,20 +185,39 @@ impl DriverPlugin {
         self.directory.as_deref()
     }
 
+    /// What the plugin answers the same for every path.
+    pub fn fixed_answers(&self) -> &FixedAnswers {
+        &self.answers
+    }
+
+    /// What the plugin has been asked since it started.
+    pub fn usage(&self) -> PluginUsage {
+        self.usage.get()
+    }
+
     /// Whether the plugin exports `local-files`.
     pub fn exports_local_files(&self) -> bool {
         self.local_files.is_some()
     }
 
-    /// An initialised instance: a fresh one for `per-call` plugins, the
-    /// resident one otherwise (replaced, with a logged error, if a failure
-    /// left it unusable: its in-memory data is lost with it).
+    /// An initialised instance: for `per-call` plugins, the running
+    /// request's ([`request::one_instance_per_request`]) or a fresh one;
+    /// the resident one otherwise. An instance a failure left unusable is
+    /// replaced (for the resident one with a logged error: the data it held
+    /// is lost with it).
     pub async fn session(&self) -> Result<SessionRef, PluginError> {
         let Some(slot) = &self.resident else {
-            return Ok(Arc::new(Mutex::new(self.new_session().await?)));
+            if let Some(session) = request::current(self.id) {
+                if session.lock().await.failed().is_none() {
+                    return Ok(session);
+                }
+            }
+            let session = Arc::new(Mutex::new(self.new_session().await?));
+            request::keep(self.id, &session);
+            return Ok(session);
         };
         let mut current = slot.lock().await;
-        let failure = current.lock().await.failure.clone();
+        let failure = current.lock().await.failed().map(str::to_string);
         if let Some(failure) = failure {
             tracing::error!(plugin = %self.name, "the resident instance failed ({failure}); starting a fresh one, the data it held is lost");
             *current = Arc::new(Mutex::new(self.new_session().await?));
@@ -227,8 +225,39 @@ impl DriverPlugin {
         Ok(current.clone())
     }
 
-    /// The directory the plugin asked for through `directory-parameter`,
-    /// created if missing. Only an absolute path is granted.
+    /// Refuses a plugin whose fixed answers its own calls contradict, asked
+    /// about one path: the host would act on a promise that does not hold.
+    async fn check_fixed_answers(&self, session: &mut Session) -> Result<(), PluginError> {
+        const PROBE: &str = "/fixed-answers/probe";
+        let broken = |what: String| {
+            PluginError::new(
+                &self.name,
+                "fixed-answers.answers",
+                format!("broke the storage contract: {what}"),
+            )
+        };
+        if self.answers.never_redirects {
+            if let Ok(Some(url)) = session.redirect_url("GET", PROBE).await? {
+                return Err(broken(format!(
+                    "promised never to redirect, then redirected {PROBE} to {url}"
+                )));
+            }
+        }
+        if self.answers.files_at_their_paths {
+            let expected = self
+                .directory
+                .as_deref()
+                .map(|dir| format!("{}{PROBE}", dir.trim_end_matches('/')));
+            let named = session.file_path(PROBE).await?.ok().flatten();
+            if expected.is_none() || named != expected {
+                return Err(broken(format!(
+                    "promised to keep each path's content at that path in its directory, then named {named:?} for {PROBE}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The directory the plugin's directory parameter names, created.
     fn granted_directory(&self) -> Result<Option<String>, PluginError> {
         let Some(dir) = self.directory_parameter()? else {
@@ -283,34 +312,37 @@ impl DriverPlugin {
         )
         .await?;
         let deadline = arm(&mut store, self.options.call_timeout);
-        let guest = tokio::time::timeout_at(deadline.into(), async {
+        let instantiated = tokio::time::timeout_at(deadline.into(), async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            let local_files = match &self.local_files {
-                Some(indices) => Some(indices.load(&mut store, &instance)?),
-                None => None,
-            };
-            let maintenance = match &self.maintenance {
-                Some(indices) => Some(indices.load(&mut store, &instance)?),
-                None => None,
-            };
             Ok(Guest {
                 driver: self.driver.load(&mut store, &instance)?,
-                local_files,
-                maintenance,
+                local_files: self
+                    .local_files
+                    .as_ref()
+                    .map(|i| i.load(&mut store, &instance))
+                    .transpose()?,
+                maintenance: self
+                    .maintenance
+                    .as_ref()
+                    .map(|i| i.load(&mut store, &instance))
+                    .transpose()?,
+                fixed_answers: self
+                    .fixed_answers
+                    .as_ref()
+                    .map(|i| i.load(&mut store, &instance))
+                    .transpose()?,
             })
         })
         .await;
-        let mut session = Session {
-            plugin: self.name.clone(),
-            timeout: self.options.call_timeout,
+        let resident = self.info.instance_model == InstanceModel::Resident;
+        Session::new(
+            self.name.clone(),
+            self.usage.clone(),
+            self.options.call_timeout,
             store,
-            // Placeholder until instantiation succeeds; never called.
-            guest: None,
-            failure: None,
-            resident: self.info.instance_model == InstanceModel::Resident,
-        };
-        session.guest = Some(session.settle("instantiate", guest)?);
-        Ok(session)
+            instantiated,
+            resident,
+        )
     }
 }
 
@@ -327,241 +359,4 @@ pub(crate) fn granted_network(
     let network = Network::new(access, parameters).map_err(|cause| PluginError::new(name, "init", cause))?;
     tracing::info!(plugin = name, endpoint = %network.origin(), "network access granted");
     Ok(Some(Arc::new(network)))
-}
-
-/// One plugin instance and its Store.
-pub struct Session {
-    plugin: Arc<str>,
-    timeout: Duration,
-    store: Store<HostState>,
-    guest: Option<Guest>,
-    /// Why this instance can no longer be called, after a trap or deadline.
-    failure: Option<String>,
-    resident: bool,
-}
-
-/// The exports of one instance.
-struct Guest {
-    driver: driver_export::Guest,
-    local_files: Option<local_files::Guest>,
-    maintenance: Option<maintenance::Guest>,
-}
-
-/// Calls one guest export under the deadline: `call!(self, "name", |driver,
-/// store| driver.call_x(store, ...))`.
-macro_rules! call {
-    ($session:ident, $op:literal, |$driver:ident, $store:ident| $call:expr) => {{
-        let guest = usable(&$session.plugin, $op, &$session.failure, &$session.guest)?;
-        let deadline = arm(&mut $session.store, $session.timeout);
-        let $driver = &guest.driver;
-        let $store = &mut $session.store;
-        let outcome = tokio::time::timeout_at(deadline.into(), $call).await;
-        $session.settle($op, outcome)
-    }};
-}
-
-impl Session {
-    async fn describe(&mut self) -> Result<DriverInfo, PluginError> {
-        call!(self, "describe", |driver, store| driver.call_describe(store))
-    }
-
-    async fn init(&mut self, parameters: &[(String, String)]) -> Result<(), PluginError> {
-        let answer = call!(self, "init", |driver, store| driver.call_init(store, parameters))?;
-        answer.map_err(|err| {
-            PluginError::new(
-                &self.plugin,
-                "init",
-                format!("rejected its parameters: {}", wit_error_text(&err)),
-            )
-        })
-    }
-
-    pub async fn get_content(&mut self, path: &str) -> Answer<Vec<u8>> {
-        call!(self, "get-content", |driver, store| driver
-            .call_get_content(store, path))
-    }
-
-    pub async fn put_content(&mut self, path: &str, content: &[u8]) -> Answer<()> {
-        call!(self, "put-content", |driver, store| driver
-            .call_put_content(store, path, content))
-    }
-
-    pub async fn reader(&mut self, path: &str, offset: u64) -> Answer<ResourceAny> {
-        call!(self, "reader", |driver, store| driver.call_reader(store, path, offset))
-    }
-
-    pub async fn read(&mut self, reader: ResourceAny, max_bytes: u32) -> Answer<Vec<u8>> {
-        call!(self, "file-reader.read", |driver, store| driver
-            .file_reader()
-            .call_read(store, reader, max_bytes))
-    }
-
-    pub async fn writer(&mut self, path: &str, append: bool) -> Answer<ResourceAny> {
-        call!(self, "writer", |driver, store| driver.call_writer(store, path, append))
-    }
-
-    pub async fn write(&mut self, writer: ResourceAny, data: &[u8]) -> Answer<u64> {
-        call!(self, "file-writer.write", |driver, store| driver
-            .file_writer()
-            .call_write(store, writer, data))
-    }
-
-    pub async fn size(&mut self, writer: ResourceAny) -> Result<u64, PluginError> {
-        call!(self, "file-writer.size", |driver, store| driver
-            .file_writer()
-            .call_size(store, writer))
-    }
-
-    pub async fn close(&mut self, writer: ResourceAny) -> Answer<()> {
-        call!(self, "file-writer.close", |driver, store| driver
-            .file_writer()
-            .call_close(store, writer))
-    }
-
-    pub async fn cancel(&mut self, writer: ResourceAny) -> Answer<()> {
-        call!(self, "file-writer.cancel", |driver, store| driver
-            .file_writer()
-            .call_cancel(store, writer))
-    }
-
-    pub async fn commit(&mut self, writer: ResourceAny) -> Answer<()> {
-        call!(self, "file-writer.commit", |driver, store| driver
-            .file_writer()
-            .call_commit(store, writer))
-    }
-
-    pub async fn stat(&mut self, path: &str) -> Answer<WitFileInfo> {
-        call!(self, "stat", |driver, store| driver.call_stat(store, path))
-    }
-
-    pub async fn list(&mut self, path: &str) -> Answer<Vec<String>> {
-        call!(self, "list", |driver, store| driver.call_list(store, path))
-    }
-
-    pub async fn move_to(&mut self, source: &str, destination: &str) -> Answer<()> {
-        call!(self, "move-path", |driver, store| driver.call_move_path(
-            store,
-            source,
-            destination
-        ))
-    }
-
-    pub async fn delete(&mut self, path: &str) -> Answer<()> {
-        call!(self, "delete", |driver, store| driver.call_delete(store, path))
-    }
-
-    pub async fn redirect_url(&mut self, method: &str, path: &str) -> Answer<Option<String>> {
-        call!(self, "redirect-url", |driver, store| driver
-            .call_redirect_url(store, method, path))
-    }
-
-    /// The file holding the content at `path`, if the plugin names one
-    /// (only plugins exporting `local-files` do).
-    pub async fn file_path(&mut self, path: &str) -> Answer<Option<String>> {
-        const OP: &str = "local-files.file-path";
-        let guest = usable(&self.plugin, OP, &self.failure, &self.guest)?;
-        let Some(local_files) = &guest.local_files else {
-            return Ok(Ok(None));
-        };
-        let deadline = arm(&mut self.store, self.timeout);
-        let outcome = tokio::time::timeout_at(deadline.into(), local_files.call_file_path(&mut self.store, path)).await;
-        self.settle(OP, outcome)
-    }
-
-    /// One page of removing the plugin's stale temporary files; `None` when
-    /// the plugin does not export `maintenance`.
-    pub async fn purge_temporary(
-        &mut self,
-        older_than_seconds: u64,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Answer<Option<PurgePage>> {
-        const OP: &str = "maintenance.purge-temporary";
-        let guest = usable(&self.plugin, OP, &self.failure, &self.guest)?;
-        let Some(maintenance) = &guest.maintenance else {
-            return Ok(Ok(None));
-        };
-        let deadline = arm(&mut self.store, self.timeout);
-        let call = maintenance.call_purge_temporary(&mut self.store, older_than_seconds, start_after, limit);
-        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
-        self.settle(OP, outcome).map(|answer| answer.map(Some))
-    }
-
-    pub async fn walk(&mut self, path: &str, start_after: Option<&str>, limit: u32) -> Answer<Vec<WitFileInfo>> {
-        call!(self, "walk", |driver, store| driver.call_walk(
-            store,
-            path,
-            start_after,
-            limit
-        ))
-    }
-
-    /// Drops a reader or writer in the guest, so a resident instance does
-    /// not accumulate them. (A per-call instance frees all with its Store.)
-    pub async fn release(&mut self, resource: ResourceAny) {
-        if self.failure.is_none() {
-            let deadline = arm(&mut self.store, self.timeout);
-            let outcome = tokio::time::timeout_at(deadline.into(), resource.resource_drop_async(&mut self.store)).await;
-            let _ = self.settle("drop", outcome);
-        }
-    }
-
-    /// Turns the outcome of a guest call into its value or a clear error,
-    /// marking the instance unusable: after a trap or an abandoned call its
-    /// state cannot be trusted.
-    fn settle<T>(
-        &mut self,
-        op: &str,
-        outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
-    ) -> Result<T, PluginError> {
-        let cause = match outcome_of(&self.store, self.timeout, outcome) {
-            Ok(value) => return Ok(value),
-            Err(cause) => cause,
-        };
-        tracing::warn!(plugin = %self.plugin, call = op, "plugin call failed: {cause}");
-        self.failure = Some(cause.clone());
-        Err(PluginError::new(&self.plugin, op, cause))
-    }
-}
-
-/// The instance's exports, unless a failure made it unusable.
-fn usable<'a>(
-    plugin: &str,
-    op: &str,
-    failure: &Option<String>,
-    guest: &'a Option<Guest>,
-) -> Result<&'a Guest, PluginError> {
-    match (failure, guest) {
-        (None, Some(guest)) => Ok(guest),
-        (Some(failure), _) => Err(PluginError::new(
-            plugin,
-            op,
-            format!("instance unusable after an earlier failure: {failure}"),
-        )),
-        (None, None) => Err(PluginError::new(plugin, op, "instance not started".into())),
-    }
-}
-
-/// Releases `resource` in the background when its owner is dropped.
-pub fn release_later(session: &SessionRef, resource: ResourceAny) {
-    let session = session.clone();
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            let mut session = session.lock().await;
-            if session.resident {
-                session.release(resource).await;
-            }
-        });
-    }
-}
-
-/// The contract's error as a sentence.
-pub fn wit_error_text(err: &WitError) -> String {
-    match err {
-        WitError::PathNotFound(path) => format!("path not found: {path}"),
-        WitError::InvalidPath(path) => format!("invalid path: {path}"),
-        WitError::InvalidOffset(offset) => format!("invalid offset: {offset}"),
-        WitError::Unsupported(op) => format!("unsupported: {op}"),
-        WitError::Backend(message) => message.clone(),
-    }
 }

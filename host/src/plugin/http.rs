@@ -30,7 +30,7 @@ use tokio_rustls::rustls::crypto::{ring, CryptoProvider};
 use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::driver::NetworkAccess;
+use super::session::NetworkAccess;
 
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

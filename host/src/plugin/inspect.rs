@@ -3,6 +3,7 @@
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use super::wit::{DRIVER, LOCAL_FILES, MAINTENANCE, PROVISIONER, VALIDATOR};
 use super::PluginSource;
 
 /// The interfaces a component exports and imports, and what that makes it.
@@ -18,21 +19,6 @@ pub struct Inspection {
     pub names_local_files: bool,
     pub size: usize,
     pub sha256: String,
-}
-
-pub(crate) const DRIVER: &str = "berth:storage/driver@";
-const PROVISIONER: &str = "berth:storage/provisioner@";
-pub(crate) const LOCAL_FILES: &str = "berth:storage/local-files@";
-pub(crate) const MAINTENANCE: &str = "berth:storage/maintenance@";
-const VALIDATOR: &str = super::validator::VALIDATOR_EXPORT;
-
-/// Whether `component` exports an interface whose name starts with `prefix`
-/// (like `berth:validate/validator@`).
-pub(crate) fn exports_interface(engine: &Engine, component: &Component, prefix: &str) -> bool {
-    component
-        .component_type()
-        .exports(engine)
-        .any(|(name, _)| name.starts_with(prefix))
 }
 
 pub(crate) fn inspect(engine: &Engine, component: &Component, source: &PluginSource) -> Inspection {

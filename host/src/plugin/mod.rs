@@ -10,8 +10,11 @@ mod engine;
 mod http;
 mod inspect;
 mod provisioner;
+mod request;
+mod session;
 mod state;
 mod validator;
+mod wit;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -23,13 +26,15 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::Engine;
 
 pub use budget::{default_total_mib, MemoryBudget};
-pub use driver::{
-    release_later, wit_error_text, Answer, DriverInfo, DriverPlugin, InstanceModel, PurgePage, Session, SessionRef,
-    WitError, WitFileInfo,
-};
+pub use driver::DriverPlugin;
 pub use engine::{default_cache_dir, sha256_hex};
 pub use inspect::Inspection;
 pub use provisioner::{Condition, Provision};
+pub use request::one_instance_per_request;
+pub use session::{
+    release_later, wit_error_text, Answer, DriverInfo, FixedAnswers, InstanceModel, PluginUsage, PurgePage, Session,
+    SessionRef, WitError, WitFileInfo,
+};
 use state::HostState;
 pub use validator::{Finding, Severity};
 
@@ -88,14 +93,23 @@ pub struct PluginHostOptions {
     pub budget: Arc<MemoryBudget>,
 }
 
+/// The longest one guest call may take by default (`plugins.calltimeout`).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The memory one instance may use by default, in MiB
+/// (`plugins.memorylimitmib`).
+pub const DEFAULT_MEMORY_LIMIT_MIB: u64 = 256;
+/// The most memory an instance can use, in MiB: a plugin is 32-bit
+/// WebAssembly and cannot address more.
+pub const MAX_MEMORY_LIMIT_MIB: u64 = 4096;
+
 /// How long a new instance waits for room in the memory budget.
 pub const BUDGET_WAIT: Duration = Duration::from_secs(10);
 
 impl Default for PluginHostOptions {
     fn default() -> Self {
-        let memory_limit = 256 << 20;
+        let memory_limit = DEFAULT_MEMORY_LIMIT_MIB << 20;
         PluginHostOptions {
-            call_timeout: Duration::from_secs(30),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             memory_limit,
             max_instances: 1000,
             cache_dir: default_cache_dir(),
@@ -151,7 +165,7 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        driver::add_to_linker(&mut linker)?;
+        wit::add_to_linker(&mut linker)?;
         let mut host = PluginHost {
             engine,
             linker,
@@ -267,13 +281,13 @@ impl PluginHost {
     /// (bundled and dropped in), sorted. A component that cannot be loaded
     /// is left out, with a warning.
     pub fn storage_drivers(&self) -> Vec<String> {
-        self.exporting(inspect::DRIVER)
+        self.exporting(wit::DRIVER)
     }
 
     /// The names of the plugins whose component exports
     /// `berth:validate/validator` (bundled and dropped in), sorted.
     pub fn validators(&self) -> Vec<String> {
-        self.exporting(validator::VALIDATOR_EXPORT)
+        self.exporting(wit::VALIDATOR)
     }
 
     /// Runs the validator `name` on `config_json` in a fresh instance that
@@ -288,9 +302,7 @@ impl PluginHost {
         let mut names = Vec::new();
         for name in self.sources.keys() {
             match self.component(name) {
-                Ok(component) if inspect::exports_interface(&self.engine, &component, prefix) => {
-                    names.push(name.clone())
-                }
+                Ok(component) if wit::exports_interface(&self.engine, &component, prefix) => names.push(name.clone()),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(plugin = %name, "skipping a plugin that cannot be loaded: {err}"),
             }

@@ -8,25 +8,13 @@ use wasmtime::Engine;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::call::{arm, new_store, outcome};
-use super::driver::Answer;
 use super::http::Network;
+use super::session::Answer;
 use super::state::HostState;
+use super::wit::provisioning::ProvisioningStorageDriverPre;
 use super::{PluginError, PluginHostOptions};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "provisioning-storage-driver",
-        path: "../wit/storage",
-        exports: { default: async },
-        // The imports are the storage-driver world's, already in the linker.
-        with: {
-            "berth:storage/types": crate::plugin::driver::wit::types,
-            "berth:storage/host": crate::plugin::driver::wit::host,
-        },
-    });
-}
-
-pub use bindings::berth::storage::types::Condition;
+pub use super::wit::provisioning::berth::storage::types::Condition;
 
 /// What a provisioner is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +48,7 @@ pub(crate) async fn run(
     action: Provision,
     parameters: &[(String, String)],
 ) -> Answer<Vec<Condition>> {
-    let pre = bindings::ProvisioningStorageDriverPre::new(pre).map_err(|err| {
+    let pre = ProvisioningStorageDriverPre::new(pre).map_err(|err| {
         PluginError::new(
             &name,
             "load",

@@ -12,20 +12,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use super::call::{arm, new_store, outcome};
 use super::state::HostState;
+use super::wit::validate::exports::berth::validate::validator as wit;
+use super::wit::validate::ConfigValidatorPre;
 use super::{PluginError, PluginHostOptions};
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "config-validator",
-        path: "../wit/validate",
-        exports: { default: async },
-    });
-}
-
-use bindings::exports::berth::validate::validator as wit;
-
-/// The export that makes a component a validator, without its version.
-pub(crate) const VALIDATOR_EXPORT: &str = "berth:validate/validator@";
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -81,7 +70,7 @@ pub(crate) async fn run(
     options: &PluginHostOptions,
     config_json: &str,
 ) -> Result<Vec<Finding>, PluginError> {
-    let pre = bindings::ConfigValidatorPre::new(pre)
+    let pre = ConfigValidatorPre::new(pre)
         .map_err(|err| PluginError::new(&name, "load", format!("is not a configuration validator: {err:#}")))?;
     let mut store = new_store(engine, name.clone(), WasiCtxBuilder::new(), None, options).await?;
     let fail = |op: &str, cause: String| {
