@@ -10,7 +10,7 @@
 
 mod common;
 
-use berth::plugin::{PluginHost, PluginHostOptions};
+use berth::plugin::{PluginHost, PluginHostOptions, PluginUsage};
 use berth::registry::RegistryOptions;
 use berth::storage::open_driver;
 use common::storage::{blob_data_path, repository_path, uploads_path};
@@ -1123,6 +1123,81 @@ async fn push_and_pull_on_the_inmemory_driver() {
         assert_eq!(pulled.bytes().await.unwrap().as_ref(), manifest.as_slice());
         let catalog: Value = r.get("/v2/_catalog").await.json().await.unwrap();
         assert_eq!(catalog["repositories"], json!(["mem"]));
+    })
+    .await;
+}
+
+/// One instance per request, and a blob GET or HEAD or a manifest GET in
+/// one call into the filesystem plugin once the digest's size and bytes are
+/// cached: the link is read, the rest is known (the plugin's fixed answers
+/// and the content cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cost_one_instance_and_one_plugin_call() {
+    bounded(async {
+        let root = tempfile::tempdir().expect("temp dir");
+        let host = PluginHost::new(PluginHostOptions::default()).expect("plugin host");
+        let driver = open_driver(&host, "filesystem", common::storage::filesystem_parameters(root.path()))
+            .await
+            .expect("filesystem driver");
+        let usage = {
+            let driver = driver.clone();
+            move || driver.plugin_usage().expect("a plugin")
+        };
+        let r = Served::new(Berth::serve_driver(host, driver, RegistryOptions::default()).await);
+        let cost =
+            |before: PluginUsage, after: PluginUsage| (after.instances - before.instances, after.calls - before.calls);
+
+        let content = pattern(300_000, 3);
+        let digest = sha256(&content);
+        let started = r.send("POST", "/v2/cost/blobs/uploads/", &[], Vec::new()).await;
+        let before = usage();
+        let patched = r
+            .send("PATCH", &header(&started, "location"), &[], content.clone())
+            .await;
+        assert_eq!(patched.status(), StatusCode::ACCEPTED);
+        let (instances, calls) = cost(before, usage());
+        assert_eq!(instances, 1, "a PATCH instantiates once");
+        // stat of `startedat`, `writer`, `size`, one `write` (the body is
+        // under the 4 MiB piece size), `close`.
+        assert_eq!(calls, 5, "calls for one PATCH");
+        let location = header(&patched, "location");
+        let put = r
+            .send("PUT", &format!("{location}?digest={digest}"), &[], Vec::new())
+            .await;
+        assert_eq!(put.status(), StatusCode::CREATED);
+
+        let blob = format!("/v2/cost/blobs/{digest}");
+        for method in ["HEAD", "GET", "GET"] {
+            let before = usage();
+            let response = r.send(method, &blob, &[], Vec::new()).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            if method == "GET" {
+                assert_eq!(response.bytes().await.unwrap().as_ref(), content.as_slice());
+            }
+            assert_eq!(cost(before, usage()), (1, 1), "{method} of a blob");
+        }
+
+        let manifest = r.image("cost", "c").await;
+        assert_eq!(
+            r.push_manifest("cost", "v1", OCI_MANIFEST, &manifest).await.status(),
+            StatusCode::CREATED
+        );
+        for reference in ["v1".to_string(), sha256(&manifest)] {
+            let before = usage();
+            let pulled = r.get(&format!("/v2/cost/manifests/{reference}")).await;
+            assert_eq!(pulled.bytes().await.unwrap().as_ref(), manifest.as_slice());
+            assert_eq!(cost(before, usage()), (1, 1), "manifest GET by {reference}");
+        }
+
+        // Background work has no request: every call its own instance.
+        let before = usage();
+        r.berth
+            .registry
+            .purge_uploads(Duration::from_secs(3600))
+            .await
+            .expect("purge");
+        let (instances, calls) = cost(before, usage());
+        assert_eq!(instances, calls, "outside a request, one instance per call");
     })
     .await;
 }

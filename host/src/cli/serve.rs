@@ -174,6 +174,7 @@ fn registry_options(config: &Config) -> RegistryOptions {
         redirect: !config.storage.redirect.disable,
         upload_purge_age: (purging.enabled && !purging.dryrun).then_some(purging.age),
         request_timeout: Some(config.http.requesttimeout),
+        content_cache_entries: config.storage.cache.entries(),
     }
 }
 

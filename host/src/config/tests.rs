@@ -692,3 +692,21 @@ fn a_total_plugin_memory_below_one_instance_is_refused() {
     let loaded = ok(&format!("{FILESYSTEM}plugins:\n  totalmemorymib: 1024\n"), &[]);
     assert_eq!(loaded.config.plugins.totalmemorymib, Some(1024));
 }
+
+#[test]
+fn the_content_cache_is_in_memory_unless_turned_off() {
+    let loaded = ok(FILESYSTEM, &[]);
+    assert_eq!(loaded.config.storage.cache.entries(), 10_000);
+    let sized = format!("{FILESYSTEM}  cache:\n    blobdescriptor: inmemory\n    blobdescriptorsize: 500\n");
+    let loaded = ok(&sized, &[]);
+    assert_eq!(loaded.config.storage.cache.entries(), 500);
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    let off = format!("{FILESYSTEM}  cache:\n    blobdescriptor: none\n");
+    assert_eq!(ok(&off, &[]).config.storage.cache.entries(), 0);
+
+    let (key, message) = invalid(&format!("{FILESYSTEM}  cache:\n    blobdescriptor: redis\n"), &[]);
+    assert_eq!(key, "storage.cache.blobdescriptor");
+    assert!(message.contains("`redis` is not supported"), "{message}");
+    let (key, _) = invalid(&format!("{FILESYSTEM}  cache:\n    blobdescriptorsize: 0\n"), &[]);
+    assert_eq!(key, "storage.cache.blobdescriptorsize");
+}

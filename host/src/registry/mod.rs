@@ -36,15 +36,17 @@ use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::plugin::one_instance_per_request;
 use crate::storage::StorageDriver;
-use crate::store::{Purged, Store, StoreError};
+use crate::store::{self, Purged, Store, StoreError};
 
 use error::Result;
 pub use error::{ErrorCode, RegistryError};
 use routes::Route;
 
-/// How the registry behaves; the defaults are distribution's.
-#[derive(Debug, Clone, Default)]
+/// How the registry behaves; the defaults are distribution's, except for
+/// the content cache, which is on.
+#[derive(Debug, Clone)]
 pub struct RegistryOptions {
     /// Whether blobs and manifests may be deleted (`storage.delete.enabled`).
     pub delete_enabled: bool,
@@ -60,6 +62,22 @@ pub struct RegistryOptions {
     /// time is the client's to spend, are bounded by the connection's idle
     /// timeout instead. `None`: no bound.
     pub request_timeout: Option<Duration>,
+    /// How many digests' sizes and manifest bytes are kept in memory
+    /// (`storage.cache.blobdescriptorsize`); 0: none.
+    pub content_cache_entries: usize,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            delete_enabled: false,
+            read_only: false,
+            redirect: false,
+            upload_purge_age: None,
+            request_timeout: None,
+            content_cache_entries: store::DEFAULT_CACHE_ENTRIES,
+        }
+    }
 }
 
 /// The registry API over one storage.
@@ -75,7 +93,7 @@ const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/
 impl Registry {
     pub fn new(driver: Arc<dyn StorageDriver>, options: RegistryOptions) -> Registry {
         Registry {
-            store: Store::new(driver),
+            store: Store::new(driver, options.content_cache_entries),
             options: Arc::new(options),
         }
     }
@@ -169,7 +187,8 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
         routes::parse(&path),
         Ok(Some(Route::Upload { .. } | Route::UploadStart { .. }))
     ) && matches!(method, Method::PATCH | Method::PUT | Method::POST);
-    let handled = registry.handle(parts, body);
+    // The calls of one request share a plugin instance.
+    let handled = one_instance_per_request(registry.handle(parts, body));
     let outcome = match registry.options.request_timeout.filter(|_| !uploading) {
         // Dropping the handler at the deadline drops the plugin calls it
         // has in progress.

@@ -70,6 +70,11 @@ pub trait StorageDriver: Send + Sync {
     fn host_directory(&self) -> Option<&str> {
         None
     }
+    /// What the driver's plugin has been asked since it started, if it is a
+    /// plugin.
+    fn plugin_usage(&self) -> Option<crate::plugin::PluginUsage> {
+        None
+    }
     /// The whole content at `path`.
     async fn get_content(&self, path: &str) -> Result<Vec<u8>>;
     /// Stores `content` at `path`, replacing what was there.

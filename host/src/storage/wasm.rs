@@ -111,6 +111,10 @@ impl StorageDriver for WasmDriver {
         self.plugin.directory()
     }
 
+    fn plugin_usage(&self) -> Option<crate::plugin::PluginUsage> {
+        Some(self.plugin.usage())
+    }
+
     async fn get_content(&self, path: &str) -> Result<Vec<u8>> {
         check_file_path(path)?;
         answer(self.session().await?.lock().await.get_content(path).await)
@@ -123,6 +127,11 @@ impl StorageDriver for WasmDriver {
 
     async fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>> {
         check_file_path(path)?;
+        if let Some(root) = &self.local_root {
+            if self.plugin.fixed_answers().files_at_their_paths {
+                return Ok(Box::new(root.reader(&path[1..], path, offset).await?));
+            }
+        }
         let session = self.session().await?;
         if let Some(root) = &self.local_root {
             let named = answer(session.lock().await.file_path(path).await)?;
@@ -193,6 +202,9 @@ impl StorageDriver for WasmDriver {
 
     async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>> {
         check_file_path(path)?;
+        if self.plugin.fixed_answers().never_redirects {
+            return Ok(None);
+        }
         answer(self.session().await?.lock().await.redirect_url(method, path).await)
     }
 

@@ -26,8 +26,13 @@ impl Store {
         if !linked {
             return Err(unknown());
         }
+        if let Some(size) = self.cache.size(digest) {
+            return Ok(size);
+        }
         let info = absent_is_none(self.driver().stat(&layout::blob_data(digest)).await)?;
-        info.map(|info| info.size).ok_or_else(unknown)
+        let size = info.map(|info| info.size).ok_or_else(unknown)?;
+        self.cache.keep_size(digest, size);
+        Ok(size)
     }
 
     /// Streams the data of `digest` from `offset`; the caller has checked
@@ -69,6 +74,9 @@ impl Store {
 
     /// Whether the blob's data exists anywhere in storage.
     pub(super) async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        if self.cache.size(digest).is_some() {
+            return Ok(true);
+        }
         let info = absent_is_none(self.driver().stat(&layout::blob_data(digest)).await)?;
         Ok(info.is_some_and(|info| !info.is_dir))
     }

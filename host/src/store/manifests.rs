@@ -43,8 +43,14 @@ impl Store {
     /// The digest and bytes of the manifest `reference` names.
     pub async fn manifest(&self, name: &str, reference: &Reference) -> Result<(Digest, Vec<u8>)> {
         let digest = self.resolve(name, reference).await?;
+        if let Some(bytes) = self.cache.manifest(&digest) {
+            return Ok((digest, bytes.to_vec()));
+        }
         match absent_is_none(self.driver().get_content(&layout::blob_data(&digest)).await)? {
-            Some(bytes) => Ok((digest, bytes)),
+            Some(bytes) => {
+                self.cache.keep_manifest(&digest, &bytes);
+                Ok((digest, bytes))
+            }
             None => Err(manifest_unknown(name, reference)),
         }
     }
@@ -85,6 +91,8 @@ impl Store {
         if !self.blob_exists(digest).await? {
             driver.put_content(&layout::blob_data(digest), bytes).await?;
         }
+        self.cache.keep_size(digest, bytes.len() as u64);
+        self.cache.keep_manifest(digest, bytes);
         let link = layout::link_content(digest);
         driver
             .put_content(&layout::manifest_revision_link(name, digest), link.as_bytes())

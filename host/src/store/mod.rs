@@ -9,6 +9,7 @@
 //! builds a storage path or reads a link file.
 
 mod blobs;
+mod cache;
 mod digest;
 mod layout;
 mod manifests;
@@ -20,15 +21,17 @@ use std::sync::Arc;
 
 use crate::storage::{StorageDriver, StorageError};
 
+pub use cache::{DEFAULT_ENTRIES as DEFAULT_CACHE_ENTRIES, MANIFEST_BYTES as CACHE_MANIFEST_BYTES};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifests::{Dependency, Reference};
 pub use uploads::{Purged, Upload, STALE_TEMPORARY};
 
 /// The registry's content on one storage. Cheap to clone: clones share the
-/// driver and the upload turns.
+/// driver, the content cache and the upload turns.
 #[derive(Clone)]
 pub struct Store {
     driver: Arc<dyn StorageDriver>,
+    cache: Arc<cache::ContentCache>,
     /// One request at a time per upload in this process.
     upload_turns: Arc<uploads::Turns>,
 }
@@ -57,9 +60,12 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl Store {
-    pub fn new(driver: Arc<dyn StorageDriver>) -> Store {
+    /// A store over `driver` that keeps the sizes and manifest bytes of up
+    /// to `cache_entries` digests in memory.
+    pub fn new(driver: Arc<dyn StorageDriver>, cache_entries: usize) -> Store {
         Store {
             driver,
+            cache: Arc::new(cache::ContentCache::new(cache_entries)),
             upload_turns: Arc::default(),
         }
     }

@@ -40,7 +40,7 @@ pub struct Purged {
 pub struct Upload {
     name: String,
     id: String,
-    writer: Box<dyn FileWriter>,
+    writer: Counted,
     offset: u64,
     _turn: Option<OwnedMutexGuard<()>>,
 }
@@ -58,22 +58,60 @@ impl Upload {
 
     /// Where the request's bytes go.
     pub fn writer(&mut self) -> &mut dyn FileWriter {
-        self.writer.as_mut()
+        &mut self.writer
     }
 
     /// Ends this request's part; returns the bytes the upload now holds.
-    pub async fn close(mut self) -> Result<u64> {
-        let size = self.writer.size().await;
-        self.writer.close().await?;
-        Ok(size?)
+    pub async fn close(self) -> Result<u64> {
+        let size = self.offset + self.writer.written;
+        self.writer.inner.close().await?;
+        Ok(size)
     }
 
     /// Keeps what was written for a retry after a failed chunk (a chunk cut
     /// short leaves the offset where the client can see it).
     pub async fn keep(self) {
-        if let Err(err) = self.writer.close().await {
+        if let Err(err) = self.writer.inner.close().await {
             tracing::warn!(upload = self.id, "closing an upload after a failed chunk: {err}");
         }
+    }
+}
+
+/// A writer that counts what it took, so that closing an upload needs no
+/// second `size` call.
+struct Counted {
+    inner: Box<dyn FileWriter>,
+    written: u64,
+}
+
+impl Counted {
+    fn new(inner: Box<dyn FileWriter>) -> Counted {
+        Counted { inner, written: 0 }
+    }
+}
+
+#[async_trait::async_trait]
+impl FileWriter for Counted {
+    async fn write(&mut self, data: &[u8]) -> crate::storage::Result<()> {
+        self.inner.write(data).await?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    async fn size(&mut self) -> crate::storage::Result<u64> {
+        self.inner.size().await
+    }
+
+    async fn close(self: Box<Self>) -> crate::storage::Result<()> {
+        self.inner.close().await
+    }
+
+    async fn cancel(self: Box<Self>) -> crate::storage::Result<()> {
+        self.inner.cancel().await
+    }
+
+    async fn commit(self: Box<Self>) -> crate::storage::Result<()> {
+        self.inner.commit().await
     }
 }
 
@@ -121,7 +159,7 @@ impl Store {
         Ok(Upload {
             name: name.to_string(),
             id,
-            writer,
+            writer: Counted::new(writer),
             offset: 0,
             _turn: None,
         })
@@ -143,7 +181,7 @@ impl Store {
         Ok(Upload {
             name: name.to_string(),
             id: id.to_string(),
-            writer,
+            writer: Counted::new(writer),
             offset,
             _turn: Some(turn),
         })
@@ -171,9 +209,10 @@ impl Store {
     /// from earlier requests) the stored data is read back. A mismatch
     /// discards the upload, as distribution does: the client starts over.
     pub async fn complete_upload(&self, upload: Upload, digest: &Digest, streamed: Option<Digest>) -> Result<()> {
+        let size = upload.offset + upload.writer.written;
         let Upload { name, id, writer, .. } = upload;
         // Durable and visible before it is moved (and read back).
-        writer.commit().await?;
+        writer.inner.commit().await?;
         let data = layout::upload_data(&name, &id);
         let actual = match streamed {
             Some(actual) => actual,
@@ -190,6 +229,7 @@ impl Store {
             self.driver().move_to(&data, &layout::blob_data(digest)).await?;
         }
         self.link_layer(&name, digest).await?;
+        self.cache.keep_size(digest, size);
         self.discard(&name, &id).await;
         Ok(())
     }
@@ -198,7 +238,7 @@ impl Store {
     /// later chunk).
     pub async fn discard_upload(&self, upload: Upload) {
         let Upload { name, id, writer, .. } = upload;
-        let _ = writer.cancel().await;
+        let _ = writer.inner.cancel().await;
         self.discard(&name, &id).await;
     }
 

@@ -24,6 +24,7 @@ use berth::storage::types::InstanceModel;
 use exports::berth::storage::driver::{
     DriverInfo, Error, FileInfo, FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter,
 };
+use exports::berth::storage::fixed_answers::AnswerSet;
 use exports::berth::storage::maintenance::PurgePage;
 use wasi::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 
@@ -379,6 +380,16 @@ impl Guest for Filesystem {
 impl exports::berth::storage::local_files::Guest for Filesystem {
     fn file_path(path: String) -> Result<Option<String>, Error> {
         Ok(Some(root()?.full(&path)))
+    }
+}
+
+impl exports::berth::storage::fixed_answers::Guest for Filesystem {
+    fn answers() -> AnswerSet {
+        // `redirect_url` and `file_path` above, for every path.
+        AnswerSet {
+            never_redirects: true,
+            files_at_their_paths: true,
+        }
     }
 }
 
