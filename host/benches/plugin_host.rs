@@ -1,8 +1,9 @@
 //! The plugin host's costs, side by side with native code in one run:
 //!
 //! - a trivial driver call (`redirect-url` on the per-call filesystem
-//!   driver), which includes creating a Store, instantiating and initialising
-//!   the component; target < 5 us;
+//!   driver, answered by the host from its fixed answers; then `stat` in a
+//!   request of one call and of ten), which includes creating a Store,
+//!   instantiating and initialising the component; target < 5 us;
 //! - 1 GiB written then read through the filesystem driver, against plain
 //!   tokio file I/O with the same chunk size; target >= 0.8x native. Writes
 //!   go through the plugin; reads come from the file it names.
@@ -13,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth::plugin::{PluginHost, PluginHostOptions};
+use berth::plugin::{one_instance_per_request, PluginHost, PluginHostOptions};
 use berth::storage::open_driver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -61,6 +62,34 @@ async fn run() -> anyhow::Result<()> {
         let per_call = started.elapsed() / calls;
         println!("trivial call, {what}: {:.2} us", per_call.as_secs_f64() * 1e6);
     }
+    // What a registry request pays: one instance for the request, and the
+    // one call a blob HEAD makes (`stat`).
+    let _ = driver.put_content("/a/b", b"x").await;
+    let requests = 20_000;
+    let started = Instant::now();
+    for _ in 0..requests {
+        one_instance_per_request(driver.stat("/a/b")).await?;
+    }
+    let per_request = started.elapsed() / requests;
+    println!(
+        "one request of one call (stat), per-call driver, instance included: {:.2} us",
+        per_request.as_secs_f64() * 1e6
+    );
+    let started = Instant::now();
+    for _ in 0..requests / 10 {
+        one_instance_per_request(async {
+            for _ in 0..10 {
+                driver.stat("/a/b").await?;
+            }
+            anyhow::Ok(())
+        })
+        .await?;
+    }
+    let per_call = started.elapsed() / requests;
+    println!(
+        "one request of ten calls (stat), per-call driver, per call: {:.2} us",
+        per_call.as_secs_f64() * 1e6
+    );
 
     // Bulk I/O, alternating native and plugin, best of ROUNDS each.
     let chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 31 % 251) as u8).collect();
