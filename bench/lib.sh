@@ -165,18 +165,31 @@ check_blob() {
 # of the cost of a workload that other load on the machine disturbs less.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 mibps() { awk -v bytes="$1" -v secs="$2" 'BEGIN { printf "%.1f\n", bytes / 1048576 / secs }'; }
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 >= b + 0) ? a : b }'; }
 kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 # server CPU seconds per GiB moved: ticks (over $RUNS runs of $BYTES)
 cpu_per_gib() { awk -v t="$1" -v hz="$HZ" -v n="$RUNS" -v b="$BYTES" 'BEGIN { printf "%.2f", t / hz / (n * b / 1073741824) }'; }
+
+# median "a b c ..." and spread "a b c ..." (min-max) of space-separated numbers
+median() { tr ' ' '\n' <<<"$1" | sort -g | awk '{ a[NR] = $1 } END { printf "%.1f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+spread() { tr ' ' '\n' <<<"$1" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s\n", lo, hi }'; }
+
+# seconds COMMAND... takes, printed with 6 decimals
+seconds_of() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@"
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }'
+}
 
 # ---- the blob workloads ---------------------------------------------------
 # transfer push|pull [extra-pid]: $RUNS timed runs against each server, the
 # two taking turns to go first. push sends $BLOB to a fresh repository
 # bench/push<run> each run; pull GETs it back from bench/push1 (checked once
 # against the digest first, untimed). Sets, for X = PUSH or PULL:
-#   REF_X, BERTH_X            best MiB/s
+#   REF_X, BERTH_X            median MiB/s
+#   REF_X_SPREAD, BERTH_X_... the lowest and highest run, as "lo-hi"
 #   REF_X_CPU, BERTH_X_CPU    server CPU ticks over all runs
 #   REF_X_RUNS, BERTH_X_RUNS  every run's MiB/s, space separated
 #   REF_X_XCPU, BERTH_X_XCPU  CPU ticks of extra-pid (a shared backend, say)
@@ -208,11 +221,15 @@ transfer() {
             printf -v "${side}_${X}_CPU" %s $((${side}_${X}_CPU + $(cpu_ticks "$pid") - c))
             [[ -n $extra ]] && printf -v "${side}_${X}_XCPU" %s $((${side}_${X}_XCPU + $(cpu_ticks "$extra") - x))
             rate=$(mibps "$BYTES" "$s")
-            local best=${side}_$X runs=${side}_${X}_RUNS
-            printf -v "$best" %s "$(max "${!best}" "$rate")"
+            local runs=${side}_${X}_RUNS
             printf -v "$runs" %s "${!runs:+${!runs} }$rate"
             log "bench: $op run $run $(printf '%-15s' "$([[ $who == ref ]] && echo docker-registry || echo berth)") $rate MiB/s"
         done
+    done
+    for side in REF BERTH; do
+        local runs=${side}_${X}_RUNS
+        printf -v "${side}_$X" %s "$(median "${!runs}")"
+        printf -v "${side}_${X}_SPREAD" %s "$(spread "${!runs}")"
     done
 }
 

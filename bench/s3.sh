@@ -112,7 +112,7 @@ REF_PUSH_REQ=$(s3_requests bench-ref "$from") BERTH_PUSH_REQ=$(s3_requests bench
 from=$(lines)
 transfer pull "$MOTO_PID"
 REF_PULL_REQ=$(s3_requests bench-ref "$from") BERTH_PULL_REQ=$(s3_requests bench-berth "$from")
-log "bench: best push docker-registry $REF_PUSH, berth $BERTH_PUSH; pull docker-registry $REF_PULL, berth $BERTH_PULL MiB/s"
+log "bench: median push docker-registry $REF_PUSH, berth $BERTH_PUSH; pull docker-registry $REF_PULL, berth $BERTH_PULL MiB/s"
 
 # ---- 3. memory ------------------------------------------------------------
 REF_RSS=$(kib "$REF_PID" VmRSS) REF_HWM=$(kib "$REF_PID" VmHWM)
@@ -126,8 +126,8 @@ Blob data through the registries: storage.redirect.disable: true on both; chunks
 
 | metric | docker-registry | berth | ratio¹ | target | met? |
 |---|---|---|---|---|---|
-$(row "push ${BLOB_MIB} MiB blob, MiB/s (best of $RUNS)" "$REF_PUSH" "$BERTH_PUSH" 1 1.0)
-$(row "pull ${BLOB_MIB} MiB blob, MiB/s (best of $RUNS)" "$REF_PULL" "$BERTH_PULL" 1 1.0)
+$(row "push ${BLOB_MIB} MiB blob, MiB/s (median of $RUNS)" "$REF_PUSH" "$BERTH_PUSH" 1 1.0)
+$(row "pull ${BLOB_MIB} MiB blob, MiB/s (median of $RUNS)" "$REF_PULL" "$BERTH_PULL" 1 1.0)
 $(row "server CPU² per GiB pushed, s" "$(cpu_per_gib "$REF_PUSH_CPU")" "$(cpu_per_gib "$BERTH_PUSH_CPU")" 0)
 $(row "server CPU² per GiB pulled, s" "$(cpu_per_gib "$REF_PULL_CPU")" "$(cpu_per_gib "$BERTH_PULL_CPU")" 0)
 $(row "moto CPU³ per GiB pushed, s" "$(cpu_per_gib "$REF_PUSH_XCPU")" "$(cpu_per_gib "$BERTH_PUSH_XCPU")" 0)
@@ -164,7 +164,7 @@ through the registry. Pushes never redirect: the table above holds for them.
 
 | metric | docker-registry | berth | ratio¹ | target | met? |
 |---|---|---|---|---|---|
-$(row "pull ${BLOB_MIB} MiB blob via redirect, MiB/s (best of $RUNS)" "$REF_PULL" "$BERTH_PULL" 1 1.0)
+$(row "pull ${BLOB_MIB} MiB blob via redirect, MiB/s (median of $RUNS)" "$REF_PULL" "$BERTH_PULL" 1 1.0)
 $(row "server CPU² per GiB pulled, s" "$(cpu_per_gib "$REF_PULL_CPU")" "$(cpu_per_gib "$BERTH_PULL_CPU")" 0)
 
 Every run, MiB/s: docker-registry $REF_PULL_RUNS; berth $BERTH_PULL_RUNS.
