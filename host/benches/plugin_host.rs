@@ -48,7 +48,7 @@ async fn run() -> anyhow::Result<()> {
     // a resident one shows the call alone.
     let resident = open_driver(&host, "inmemory", Vec::new()).await?;
     for (what, driver) in [
-        ("per-call driver, fresh Store + instantiate + init + call", &driver),
+        ("per-call driver, answered by the host (its fixed answers)", &driver),
         ("resident driver, the call alone", &resident),
     ] {
         for _ in 0..1000 {
