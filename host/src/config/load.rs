@@ -411,11 +411,21 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
             ))
         }
     }
-    if cache.blobdescriptorsize == Some(0) {
-        return Err(invalid(
-            "storage.cache.blobdescriptorsize",
-            "must be at least 1; write `blobdescriptor: none` for no cache".into(),
-        ));
+    let most = crate::store::MAX_CACHE_ENTRIES;
+    match cache.blobdescriptorsize {
+        Some(0) => {
+            return Err(invalid(
+                "storage.cache.blobdescriptorsize",
+                "must be at least 1; write `blobdescriptor: none` for no cache".into(),
+            ))
+        }
+        Some(entries) if entries > most => {
+            return Err(invalid(
+                "storage.cache.blobdescriptorsize",
+                format!("must be at most {most}: the cache lives in the registry's memory"),
+            ))
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -707,6 +707,8 @@ fn the_content_cache_is_in_memory_unless_turned_off() {
     let (key, message) = invalid(&format!("{FILESYSTEM}  cache:\n    blobdescriptor: redis\n"), &[]);
     assert_eq!(key, "storage.cache.blobdescriptor");
     assert!(message.contains("`redis` is not supported"), "{message}");
-    let (key, _) = invalid(&format!("{FILESYSTEM}  cache:\n    blobdescriptorsize: 0\n"), &[]);
-    assert_eq!(key, "storage.cache.blobdescriptorsize");
+    for size in ["0", "1000001"] {
+        let (key, _) = invalid(&format!("{FILESYSTEM}  cache:\n    blobdescriptorsize: {size}\n"), &[]);
+        assert_eq!(key, "storage.cache.blobdescriptorsize");
+    }
 }

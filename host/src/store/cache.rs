@@ -12,6 +12,10 @@ use super::Digest;
 /// Distribution's default for `storage.cache.blobdescriptorsize`.
 pub const DEFAULT_ENTRIES: usize = 10_000;
 
+/// The most `storage.cache.blobdescriptorsize` may be: each entry holds a
+/// digest twice (map and order), a few hundred bytes, so a few hundred MiB.
+pub const MAX_ENTRIES: usize = 1_000_000;
+
 /// The most manifest bytes kept, whatever the number of entries.
 pub const MANIFEST_BYTES: usize = 16 << 20;
 

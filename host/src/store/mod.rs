@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::storage::{StorageDriver, StorageError};
 
-pub use cache::DEFAULT_ENTRIES as DEFAULT_CACHE_ENTRIES;
+pub use cache::{DEFAULT_ENTRIES as DEFAULT_CACHE_ENTRIES, MAX_ENTRIES as MAX_CACHE_ENTRIES};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifests::{Dependency, Reference};
 pub use uploads::{Purged, Upload, STALE_TEMPORARY};
