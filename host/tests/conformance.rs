@@ -38,8 +38,8 @@ async fn every_bundled_driver_passes_the_suite() {
         };
         // A driver that names its files is read from them; its own reader
         // is part of the contract too.
-        let mut read_paths = vec![ReadPath::NamedFiles];
-        if host.inspect(&name).expect("inspect").names_local_files {
+        let mut read_paths = vec![ReadPath::Direct];
+        if host.inspect(&name).expect("inspect").reads_directly() {
             read_paths.push(ReadPath::PluginReader);
         }
         for read_path in read_paths {

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_s3::types::ServerSideEncryption;
-use berth::plugin::{Condition, PluginHost, PluginHostOptions, Provision};
-use berth::storage::{conformance, open_driver, StorageDriver, StorageError};
+use berth::plugin::{one_instance_per_request, Condition, PluginHost, PluginHostOptions, Provision};
+use berth::storage::{conformance, open_driver, open_driver_reading, ReadPath, StorageDriver, StorageError};
 use common::s3::{pattern, unique_bucket_name, Moto, ACCESS_KEY, SECRET_KEY};
 
 fn host() -> PluginHost {
@@ -39,22 +39,92 @@ async fn the_conformance_suite_passes_on_moto() {
     let moto = Moto::start();
     let bucket = moto.new_bucket().await;
     let host = host();
-    let driver = open_driver(&host, "s3", moto.driver_parameters(&bucket))
+    // The host sends the GETs the driver signs, as the registry reads; the
+    // driver's own reader is part of the contract too.
+    for read_path in [ReadPath::Direct, ReadPath::PluginReader] {
+        let driver = open_driver_reading(&host, "s3", moto.driver_parameters(&bucket), read_path)
+            .await
+            .expect("open the s3 driver");
+        // 64 MiB: several 10 MiB parts, within what moto holds comfortably.
+        let options = conformance::SuiteOptions {
+            large_stream_bytes: 64 << 20,
+        };
+        let outcomes = tokio::time::timeout(Duration::from_secs(600), conformance::run(driver, &options, |_| {}))
+            .await
+            .expect("the suite ends within 10 minutes");
+        let failures: Vec<String> = outcomes
+            .iter()
+            .filter_map(|case| case.result.as_ref().err().map(|why| format!("{}: {why}", case.name)))
+            .collect();
+        assert!(outcomes.len() >= 30, "only {} cases ran", outcomes.len());
+        assert!(
+            failures.is_empty(),
+            "s3, {read_path:?}, failed:\n{}",
+            failures.join("\n")
+        );
+    }
+}
+
+/// Everything a reader gives, read in pieces of at most `piece` bytes.
+async fn read_all(driver: &dyn StorageDriver, path: &str, offset: u64, piece: u32) -> Result<Vec<u8>, StorageError> {
+    let mut reader = driver.reader(path, offset).await?;
+    let mut content = Vec::new();
+    loop {
+        let data = reader.read(piece).await?;
+        assert!(data.len() <= piece as usize, "a read gave more than asked");
+        if data.is_empty() {
+            return Ok(content);
+        }
+        content.extend_from_slice(&data);
+    }
+}
+
+/// A pull's GET is signed by the plugin and sent by the host: a server that
+/// checks signatures (ranges included) serves it, the content passes
+/// through one plugin call however large it is, and a wrong secret is a
+/// clear error with the status and S3's code, not a short body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_signed_by_the_plugin_and_sent_by_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::signing::SigningServer::start(dir.path(), "signed-bucket").await;
+    let host = host();
+    let driver = open_driver(&host, "s3", server.driver_parameters("signed-bucket"))
         .await
-        .expect("open the s3 driver");
-    // 64 MiB: several 10 MiB parts, within what moto holds comfortably.
-    let options = conformance::SuiteOptions {
-        large_stream_bytes: 64 << 20,
+        .expect("open");
+    let content: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+    driver.put_content("/a/blob", &content).await.expect("put");
+
+    let before = driver.plugin_usage().expect("a plugin");
+    let read = one_instance_per_request(read_all(&*driver, "/a/blob", 0, 1 << 20)).await;
+    let used = driver.plugin_usage().expect("a plugin");
+    assert!(read.expect("read") == content, "the content read back differs");
+    assert_eq!(
+        (used.instances - before.instances, used.calls - before.calls),
+        (1, 1),
+        "3 MiB read with one instance and one call (read-request)"
+    );
+    let tail = read_all(&*driver, "/a/blob", 1000, 4096).await.expect("ranged read");
+    assert!(tail == content[1000..], "the ranged read differs");
+    let past = read_all(&*driver, "/a/blob", content.len() as u64, 4096).await;
+    assert!(past.expect("read at the end").is_empty());
+    match read_all(&*driver, "/a/missing", 0, 4096).await {
+        Err(StorageError::PathNotFound(path)) => assert_eq!(path, "/a/missing"),
+        other => panic!("a missing object read as {other:?}"),
+    }
+
+    let params = with(
+        server.driver_parameters("signed-bucket"),
+        &[("secretkey", "not-the-secret")],
+    );
+    let wrong = open_driver(&host, "s3", params).await.expect("open");
+    let message = match tokio::time::timeout(Duration::from_secs(60), read_all(&*wrong, "/a/blob", 0, 4096)).await {
+        Ok(Err(StorageError::Backend(message))) => message,
+        other => panic!("a read with the wrong secret gave {other:?}"),
     };
-    let outcomes = tokio::time::timeout(Duration::from_secs(600), conformance::run(driver, &options, |_| {}))
-        .await
-        .expect("the suite ends within 10 minutes");
-    let failures: Vec<String> = outcomes
-        .iter()
-        .filter_map(|case| case.result.as_ref().err().map(|why| format!("{}: {why}", case.name)))
-        .collect();
-    assert!(outcomes.len() >= 30, "only {} cases ran", outcomes.len());
-    assert!(failures.is_empty(), "s3 failed:\n{}", failures.join("\n"));
+    assert!(
+        message.contains("/a/blob") && message.contains("HTTP 403") && message.contains("SignatureDoesNotMatch"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,16 +120,22 @@ async fn test(
     };
     let resident = info.instance_model == InstanceModel::Resident;
     let large_mib = large_stream_mib.unwrap_or(if resident { 64 } else { 1024 });
-    // A driver that names its files is read from them, as the registry
-    // reads it; then once more through its own reader, which is part of
-    // the contract too.
-    let read_paths = if host.inspect(&name)?.names_local_files {
+    // A driver that names its files or signs its reads is read that way, as
+    // the registry reads it; then once more through its own reader, which
+    // is part of the contract too.
+    let inspection = host.inspect(&name)?;
+    let direct = if inspection.names_local_files {
+        ", reading the files it names"
+    } else {
+        ", sending the GETs it signs"
+    };
+    let read_paths = if inspection.reads_directly() {
         vec![
-            (ReadPath::NamedFiles, ", reading the files it names"),
+            (ReadPath::Direct, direct),
             (ReadPath::PluginReader, ", reading through its reader"),
         ]
     } else {
-        vec![(ReadPath::NamedFiles, "")]
+        vec![(ReadPath::Direct, "")]
     };
     let (mut passed, mut failed) = (0, 0);
     for (read_path, how) in read_paths {

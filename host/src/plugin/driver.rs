@@ -16,8 +16,9 @@ use super::http::Network;
 use super::request;
 use super::session::{DriverInfo, FixedAnswers, Guest, InstanceModel, PluginUsage, Session, SessionRef, UsageCounter};
 use super::state::HostState;
+use super::wit::remote::exports::berth::storage::signed_reads;
 use super::wit::storage::exports::berth::storage::{driver as driver_export, fixed_answers, local_files, maintenance};
-use super::wit::{optional_export, FIXED_ANSWERS, LOCAL_FILES, MAINTENANCE};
+use super::wit::{optional_export, FIXED_ANSWERS, LOCAL_FILES, MAINTENANCE, SIGNED_READS};
 use super::{PluginError, PluginHostOptions};
 
 /// A storage-driver plugin configured with its parameters.
@@ -35,6 +36,8 @@ pub struct DriverPlugin {
     maintenance: Option<maintenance::GuestIndices>,
     /// Present when the plugin exports `fixed-answers`.
     fixed_answers: Option<fixed_answers::GuestIndices>,
+    /// Present when the plugin exports `signed-reads`.
+    signed_reads: Option<signed_reads::GuestIndices>,
     options: PluginHostOptions,
     parameters: Vec<(String, String)>,
     info: DriverInfo,
@@ -132,6 +135,14 @@ impl DriverPlugin {
             "every request asks what it would answer",
             fixed_answers::GuestIndices::new,
         );
+        let signed_reads = optional_export(
+            &name,
+            &engine,
+            &pre,
+            SIGNED_READS,
+            "its content is read through its reader",
+            signed_reads::GuestIndices::new,
+        );
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(DriverPlugin {
             name,
@@ -143,6 +154,7 @@ impl DriverPlugin {
             local_files,
             maintenance,
             fixed_answers,
+            signed_reads,
             options,
             parameters,
             info: DriverInfo {
@@ -198,6 +210,12 @@ impl DriverPlugin {
     /// Whether the plugin exports `local-files`.
     pub fn exports_local_files(&self) -> bool {
         self.local_files.is_some()
+    }
+
+    /// The endpoint and connection pool of the plugin's reads, when it
+    /// signs them for the host to send (`signed-reads`).
+    pub fn signed_reads(&self) -> Option<&Network> {
+        self.signed_reads.as_ref().and(self.network.as_deref())
     }
 
     /// An initialised instance: for `per-call` plugins, the running
@@ -328,6 +346,11 @@ impl DriverPlugin {
                     .transpose()?,
                 fixed_answers: self
                     .fixed_answers
+                    .as_ref()
+                    .map(|i| i.load(&mut store, &instance))
+                    .transpose()?,
+                signed_reads: self
+                    .signed_reads
                     .as_ref()
                     .map(|i| i.load(&mut store, &instance))
                     .transpose()?,

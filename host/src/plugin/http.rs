@@ -16,9 +16,11 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::Scheme;
 use http::Uri;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -39,9 +41,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle pooled connections are closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the body of a signed read may pause before the read fails.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A driver's granted endpoint and its connection pool.
-pub(crate) struct Network {
+pub struct Network {
     endpoint: Endpoint,
     client: Client<HttpsConnector<HttpConnector>, WasiBody>,
 }
@@ -130,6 +134,99 @@ impl Network {
                 self.origin()
             ))
         }
+    }
+}
+
+/// The answer to a signed read (`signed-reads`): its head, and its body
+/// piece by piece as the connection delivers it.
+pub struct ReadResponse {
+    head: http::response::Parts,
+    body: Incoming,
+}
+
+/// Why a signed read has no answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// The request is not one the plugin may send: not a URL, not to its
+    /// endpoint, or a bad header. The plugin broke the contract.
+    Refused(String),
+    /// It was sent and no answer came.
+    Failed(String),
+}
+
+impl Network {
+    /// Sends a driver's signed GET of `url` with `headers`, to its endpoint
+    /// only.
+    pub async fn send_read(&self, url: &str, headers: &[(String, String)]) -> Result<ReadResponse, SendError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| SendError::Refused(format!("`{url}` is not a URL")))?;
+        self.check(&uri).map_err(SendError::Refused)?;
+        let mut request = http::Request::get(uri);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let body = Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
+        let request = request
+            .body(body)
+            .map_err(|err| SendError::Refused(format!("the GET of {url} has a header that is not valid: {err}")))?;
+        match tokio::time::timeout(FIRST_BYTE_TIMEOUT, self.client.request(request)).await {
+            Ok(Ok(response)) => {
+                let (head, body) = response.into_parts();
+                Ok(ReadResponse { head, body })
+            }
+            Ok(Err(err)) => {
+                let cause = std::error::Error::source(&err)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
+                Err(SendError::Failed(format!("GET {url}: {err}{cause}")))
+            }
+            Err(_) => Err(SendError::Failed(format!(
+                "GET {url}: no answer within {} s",
+                FIRST_BYTE_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+impl ReadResponse {
+    pub fn status(&self) -> u16 {
+        self.head.status.as_u16()
+    }
+
+    /// The value of the header `name`, if it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The next non-empty piece of the body; `None` at its end.
+    pub async fn next_piece(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, self.body.frame()).await {
+                Err(_) => return Err(format!("no data for {} s", BODY_IDLE_TIMEOUT.as_secs())),
+                Ok(None) => return Ok(None),
+                Ok(Some(frame)) => frame.map_err(|err| err.to_string())?,
+            };
+            if let Ok(data) = frame.into_data() {
+                if !data.is_empty() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+
+    /// The start of the body as one line of text, for an error message.
+    pub async fn text(mut self) -> String {
+        const LIMIT: usize = 512;
+        let mut body = Vec::new();
+        while body.len() < LIMIT {
+            match self.next_piece().await {
+                Ok(Some(piece)) => body.extend_from_slice(&piece),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&body[..body.len().min(LIMIT)]).into_owned();
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -383,6 +480,16 @@ mod tests {
         assert!(err.contains("evil.com") && err.contains("s3.example.com"), "{err}");
 
         let local = Network::new(&access(None), &params(&[("regionendpoint", "http://127.0.0.1:9000")])).unwrap();
+        // A signed read is held to the same rule, before anything is sent.
+        let headers = [("authorization".to_string(), "AWS4-HMAC-SHA256 ...".to_string())];
+        match local.send_read("http://127.0.0.2:9000/b/k", &headers).await {
+            Err(SendError::Refused(why)) => assert!(why.contains("127.0.0.2"), "{why}"),
+            Err(SendError::Failed(why)) => panic!("sent to another host: {why}"),
+            Ok(_) => panic!("sent to another host"),
+        }
+        let bad_header = [("bad header".to_string(), String::new())];
+        let refused = local.send_read("http://127.0.0.1:9000/b/k", &bad_header).await;
+        assert!(matches!(refused, Err(SendError::Refused(_))), "{:?}", refused.err());
         assert!(local.check(&"http://127.0.0.1:9000/b".parse().unwrap()).is_ok());
         assert!(
             local.check(&"http://1.127.0.0.1:9000/b".parse().unwrap()).is_err(),

@@ -28,12 +28,13 @@ use wasmtime::Engine;
 pub use budget::{default_total_mib, MemoryBudget};
 pub use driver::DriverPlugin;
 pub use engine::{default_cache_dir, sha256_hex};
+pub use http::{Network, ReadResponse, SendError};
 pub use inspect::Inspection;
 pub use provisioner::{Condition, Provision};
 pub use request::one_instance_per_request;
 pub use session::{
     release_later, wit_error_text, Answer, DriverInfo, FixedAnswers, InstanceModel, PluginUsage, PurgePage, Session,
-    SessionRef, WitError, WitFileInfo,
+    SessionRef, SignedRequest, WitError, WitFileInfo,
 };
 use state::HostState;
 pub use validator::{Finding, Severity};

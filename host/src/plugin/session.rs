@@ -12,9 +12,11 @@ use wasmtime::Store;
 
 use super::call::{arm, outcome as outcome_of};
 use super::state::HostState;
+use super::wit::remote::exports::berth::storage::signed_reads;
 use super::wit::storage::exports::berth::storage::{driver as driver_export, fixed_answers, local_files, maintenance};
 use super::PluginError;
 
+pub use super::wit::remote::exports::berth::storage::signed_reads::SignedRequest;
 pub use super::wit::storage::berth::storage::types::{
     DriverInfo, Error as WitError, FileInfo as WitFileInfo, InstanceModel, NetworkAccess,
 };
@@ -71,6 +73,7 @@ pub(crate) struct Guest {
     pub local_files: Option<local_files::Guest>,
     pub maintenance: Option<maintenance::Guest>,
     pub fixed_answers: Option<fixed_answers::Guest>,
+    pub signed_reads: Option<signed_reads::Guest>,
 }
 
 /// Calls one guest export under the deadline: `call!(self, "name", |driver,
@@ -225,6 +228,20 @@ impl Session {
         };
         let deadline = arm(&mut self.store, self.timeout);
         let outcome = tokio::time::timeout_at(deadline.into(), local_files.call_file_path(&mut self.store, path)).await;
+        self.settle(OP, outcome)
+    }
+
+    /// The signed GET of `path` from `offset` for the host to send, if the
+    /// plugin gives one (only plugins exporting `signed-reads` do).
+    pub async fn read_request(&mut self, path: &str, offset: u64) -> Answer<Option<SignedRequest>> {
+        const OP: &str = "signed-reads.read-request";
+        let guest = usable(&self.plugin, OP, &self.failure, &self.guest)?;
+        let Some(signed_reads) = &guest.signed_reads else {
+            return Ok(Ok(None));
+        };
+        let deadline = arm(&mut self.store, self.timeout);
+        let call = signed_reads.call_read_request(&mut self.store, path, offset);
+        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
         self.settle(OP, outcome)
     }
 

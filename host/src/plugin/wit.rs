@@ -32,6 +32,19 @@ pub(crate) mod provisioning {
     });
 }
 
+/// A storage driver's `signed-reads` export.
+pub(crate) mod remote {
+    wasmtime::component::bindgen!({
+        world: "remote-storage-driver",
+        path: "../wit/storage",
+        exports: { default: async },
+        with: {
+            "berth:storage/types": crate::plugin::wit::storage::berth::storage::types,
+            "berth:storage/host": crate::plugin::wit::storage::berth::storage::host,
+        },
+    });
+}
+
 /// A configuration validator.
 pub(crate) mod validate {
     wasmtime::component::bindgen!({
@@ -48,6 +61,7 @@ pub(crate) const PROVISIONER: &str = "berth:storage/provisioner@";
 pub(crate) const LOCAL_FILES: &str = "berth:storage/local-files@";
 pub(crate) const MAINTENANCE: &str = "berth:storage/maintenance@";
 pub(crate) const FIXED_ANSWERS: &str = "berth:storage/fixed-answers@";
+pub(crate) const SIGNED_READS: &str = "berth:storage/signed-reads@";
 pub(crate) const VALIDATOR: &str = "berth:validate/validator@";
 
 /// Whether `component` exports an interface whose name starts with `prefix`

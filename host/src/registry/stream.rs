@@ -117,7 +117,7 @@ const READ_AHEAD: usize = 2;
 /// response early (the client sees a short body), since the status is long
 /// sent by then.
 pub fn reader_body(mut reader: Box<dyn FileReader>, length: u64) -> Body {
-    let (pieces, received) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(READ_AHEAD);
+    let (pieces, received) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
     tokio::spawn(async move {
         let mut left = length;
         while left > 0 {

@@ -81,7 +81,7 @@ pub(super) struct LocalFileReader {
 
 #[async_trait]
 impl FileReader for LocalFileReader {
-    async fn read(&mut self, max_bytes: u32) -> Result<Vec<u8>> {
+    async fn read(&mut self, max_bytes: u32) -> Result<bytes::Bytes> {
         let (file, offset) = (self.file.clone(), self.offset);
         // On the blocking pool: besides a slow disk, the read then overlaps
         // with sending the previous piece.
@@ -89,7 +89,7 @@ impl FileReader for LocalFileReader {
         let data =
             abandoned(&self.path, read)?.map_err(|err| StorageError::Backend(format!("{}: {err}", self.path)))?;
         self.offset += data.len() as u64;
-        Ok(data)
+        Ok(data.into())
     }
 }
 /// Up to `len` bytes of `file` from `offset`, read into memory that is not

@@ -108,7 +108,9 @@ pub trait StorageDriver: Send + Sync {
 #[async_trait]
 pub trait FileReader: Send {
     /// Up to `max_bytes` bytes (at least 1 is asked for); empty at the end.
-    async fn read(&mut self, max_bytes: u32) -> Result<Vec<u8>>;
+    /// `Bytes`, so content that arrives in shared buffers (an HTTP body) is
+    /// passed on without a copy.
+    async fn read(&mut self, max_bytes: u32) -> Result<bytes::Bytes>;
 }
 
 /// Content being written, opened by [`StorageDriver::writer`].

@@ -1,25 +1,31 @@
 //! The `StorageDriver` backed by a WebAssembly plugin: paths are checked
 //! before the plugin sees them, and what it answers is checked against the
 //! contract before anyone else sees it. Content a plugin keeps in files it
-//! names through `local-files` is read from those files directly.
+//! names through `local-files` is read from those files directly; content
+//! one signed GET away (`signed-reads`) is fetched by the host.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use wasmtime::component::ResourceAny;
 
 use super::local_file::LocalRoot;
 use super::{
     check_directory_path, check_file_path, walk, FileInfo, FileReader, FileWriter, Result, StorageDriver, StorageError,
 };
-use crate::plugin::{release_later, Answer, DriverPlugin, PluginError, PluginHost, SessionRef, WitError, WitFileInfo};
+use crate::plugin::{
+    release_later, Answer, DriverPlugin, Network, PluginError, PluginHost, ReadResponse, SendError, SessionRef,
+    SignedRequest, WitError, WitFileInfo,
+};
 
 /// How a driver's content is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadPath {
-    /// From the files the plugin names through `local-files`, where it
-    /// names one; through its `reader` otherwise. What the registry uses.
-    NamedFiles,
+    /// From the files the plugin names through `local-files`, or by the
+    /// GET it signs through `signed-reads`, where it gives one; through its
+    /// `reader` otherwise. What the registry uses.
+    Direct,
     /// Always through the plugin's own `reader`: to test that reader.
     PluginReader,
 }
@@ -31,7 +37,7 @@ pub async fn open_driver(
     name: &str,
     parameters: Vec<(String, String)>,
 ) -> Result<Arc<dyn StorageDriver>> {
-    open_driver_reading(host, name, parameters, ReadPath::NamedFiles).await
+    open_driver_reading(host, name, parameters, ReadPath::Direct).await
 }
 
 /// [`open_driver`], reading content as `read_path` says.
@@ -42,17 +48,25 @@ pub async fn open_driver_reading(
     read_path: ReadPath,
 ) -> Result<Arc<dyn StorageDriver>> {
     let plugin = host.storage_driver(name, parameters).await?;
+    let direct = read_path == ReadPath::Direct;
     let local_root = match plugin.directory() {
-        Some(dir) if read_path == ReadPath::NamedFiles && plugin.exports_local_files() => Some(LocalRoot::new(dir)),
+        Some(dir) if direct && plugin.exports_local_files() => Some(LocalRoot::new(dir)),
         _ => None,
     };
-    Ok(Arc::new(WasmDriver { plugin, local_root }))
+    let signed_reads = direct && plugin.signed_reads().is_some();
+    Ok(Arc::new(WasmDriver {
+        plugin,
+        local_root,
+        signed_reads,
+    }))
 }
 
 struct WasmDriver {
     plugin: DriverPlugin,
     /// The plugin's directory, when it names the files holding content.
     local_root: Option<LocalRoot>,
+    /// Whether the host sends the GETs the plugin signs for its reads.
+    signed_reads: bool,
 }
 
 /// No real file is larger than this; a bigger size is a negative number or
@@ -99,6 +113,53 @@ impl WasmDriver {
     fn broke(&self, call: &str, what: String) -> StorageError {
         broke_contract(self.plugin.name(), call, what)
     }
+
+    /// Sends the GET the plugin signed for `path` from `offset`, and reads
+    /// its answer as `signed-reads` defines it.
+    async fn send_read(
+        &self,
+        network: &Network,
+        request: SignedRequest,
+        path: &str,
+        offset: u64,
+    ) -> Result<Box<dyn FileReader>> {
+        const CALL: &str = "signed-reads.read-request";
+        let response = network
+            .send_read(&request.url, &request.headers)
+            .await
+            .map_err(|err| match err {
+                SendError::Refused(why) => self.broke(CALL, format!("signed a read of {path}: {why}")),
+                SendError::Failed(why) => StorageError::Backend(format!("{path}: {why}")),
+            })?;
+        let status = response.status();
+        let starts_at_offset = match status {
+            200 => offset == 0,
+            206 => response
+                .header("content-range")
+                .and_then(|range| range.strip_prefix("bytes "))
+                .and_then(|range| range.split('-').next())
+                .is_some_and(|start| start.parse() == Ok(offset)),
+            404 => return Err(StorageError::PathNotFound(path.to_string())),
+            416 => return Ok(Box::new(SignedReader::at_end())),
+            _ => {
+                let text = response.text().await;
+                return Err(StorageError::Backend(format!(
+                    "{path}: the GET to {} answered HTTP {status}: {text}",
+                    network.origin()
+                )));
+            }
+        };
+        if !starts_at_offset {
+            let range = response.header("content-range").unwrap_or("none").to_string();
+            let what = format!("GET of {path} from {offset} answered {status} with the content range {range}");
+            return Err(self.broke(CALL, what));
+        }
+        Ok(Box::new(SignedReader {
+            path: path.to_string(),
+            response: Some(response),
+            pending: Bytes::new(),
+        }))
+    }
 }
 
 #[async_trait]
@@ -133,6 +194,11 @@ impl StorageDriver for WasmDriver {
             }
         }
         let session = self.session().await?;
+        if let Some(network) = self.plugin.signed_reads().filter(|_| self.signed_reads) {
+            if let Some(request) = answer(session.lock().await.read_request(path, offset).await)? {
+                return self.send_read(network, request, path, offset).await;
+            }
+        }
         if let Some(root) = &self.local_root {
             let named = answer(session.lock().await.file_path(path).await)?;
             if let Some(file) = named {
@@ -289,20 +355,63 @@ struct WasmReader {
 
 #[async_trait]
 impl FileReader for WasmReader {
-    async fn read(&mut self, max_bytes: u32) -> Result<Vec<u8>> {
+    async fn read(&mut self, max_bytes: u32) -> Result<Bytes> {
         let max_bytes = max_bytes.max(1);
         let data = answer(self.session.lock().await.read(self.reader, max_bytes).await)?;
         if data.len() > max_bytes as usize {
             let what = format!("returned {} bytes when asked for at most {max_bytes}", data.len());
             return Err(broke_contract(&self.plugin, "file-reader.read", what));
         }
-        Ok(data)
+        Ok(data.into())
     }
 }
 
 impl Drop for WasmReader {
     fn drop(&mut self) {
         release_later(&self.session, self.reader);
+    }
+}
+
+/// The body of a signed read's answer, passed on in the pieces it arrives
+/// in (split where a read asks for less).
+struct SignedReader {
+    path: String,
+    /// None at the end.
+    response: Option<ReadResponse>,
+    /// What arrived and was not yet read.
+    pending: Bytes,
+}
+
+impl SignedReader {
+    fn at_end() -> SignedReader {
+        SignedReader {
+            path: String::new(),
+            response: None,
+            pending: Bytes::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl FileReader for SignedReader {
+    async fn read(&mut self, max_bytes: u32) -> Result<Bytes> {
+        if self.pending.is_empty() {
+            let Some(response) = self.response.as_mut() else {
+                return Ok(Bytes::new());
+            };
+            match response.next_piece().await {
+                Ok(Some(piece)) => self.pending = piece,
+                Ok(None) => self.response = None,
+                Err(why) => {
+                    return Err(StorageError::Backend(format!(
+                        "{}: reading the GET's body: {why}",
+                        self.path
+                    )))
+                }
+            }
+        }
+        let take = self.pending.len().min(max_bytes.max(1) as usize);
+        Ok(self.pending.split_to(take))
     }
 }
 

@@ -17,6 +17,7 @@ use crate::client::{block_on, client, failure, PRESIGN_EXPIRY};
 use crate::exports::berth::storage::driver::{
     DriverInfo, Error, FileInfo, FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter,
 };
+use crate::exports::berth::storage::signed_reads::{self, SignedRequest};
 use crate::params::{copy_ranges, encode_key, Config, MAX_CHUNK, MIN_CHUNK};
 use crate::raw::{self, encode_query, Failure};
 use crate::xml;
@@ -456,6 +457,24 @@ struct Part {
 
 pub struct S3;
 
+/// The `range` header of a read from `offset`: none from 0, since an empty
+/// object has no byte 0.
+fn range_from(offset: u64) -> Vec<(&'static str, String)> {
+    match offset {
+        0 => Vec::new(),
+        _ => vec![("range", format!("bytes={offset}-"))],
+    }
+}
+
+impl signed_reads::Guest for S3 {
+    fn read_request(path: String, offset: u64) -> Result<Option<SignedRequest>, Error> {
+        let state = state()?;
+        let url = state.config.object_url(&state.config.key(&path));
+        let headers = raw::signed_headers(&state.config, "GET", &url, &range_from(offset), None).map_err(backend)?;
+        Ok(Some(SignedRequest { url, headers }))
+    }
+}
+
 impl Guest for S3 {
     type FileReader = Reader;
     type FileWriter = Writer;
@@ -494,10 +513,7 @@ impl Guest for S3 {
         let state = state()?;
         let key = state.config.key(&path);
         let url = state.config.object_url(&key);
-        let range = [("range", format!("bytes={offset}-"))];
-        // Without an offset, no Range: an empty object has no byte 0.
-        let headers: &[(&str, String)] = if offset == 0 { &[] } else { &range };
-        let response = raw::send(&state.config, "GET", &url, headers, None).map_err(backend)?;
+        let response = raw::send(&state.config, "GET", &url, &range_from(offset), None).map_err(backend)?;
         let body = match response.status {
             200 | 206 => Some(response),
             // At or past the end: an empty reader, if the object exists.

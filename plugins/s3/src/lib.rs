@@ -5,6 +5,10 @@
 //! - The client is aws-sdk-s3 over wasi:http (`aws-smithy-wasm`), futures
 //!   run by wstd's `block_on`; the host does TLS and pools connections, and
 //!   lets requests reach only the configured endpoint.
+//! - Pulls: `signed-reads` hands the host the signed ranged GET, which the
+//!   host sends and streams to the client, so content does not pass through
+//!   guest memory; the plugin's own `reader` remains for hosts that do not
+//!   send it.
 //! - The data path (ranged GET readers, PutObject, UploadPart) is signed by
 //!   hand with `aws-sigv4` and written to / read from wasi streams directly
 //!   (see [`raw`]): a reader keeps its response body across calls, which
@@ -35,7 +39,7 @@ pub mod xml;
 #[cfg(target_arch = "wasm32")]
 wit_bindgen::generate!({
     path: "../../wit/storage",
-    world: "berth:storage/provisioning-storage-driver@0.1.0",
+    world: "berth:storage/remote-storage-driver@0.1.0",
 });
 
 #[cfg(target_arch = "wasm32")]
@@ -47,7 +51,7 @@ mod provision;
 #[cfg(target_arch = "wasm32")]
 mod raw;
 
-// `driver::S3` implements both exported interfaces (the provisioner's in
+// `driver::S3` implements every exported interface (the provisioner's in
 // `provision`).
 #[cfg(target_arch = "wasm32")]
 use driver::S3;

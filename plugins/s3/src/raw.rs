@@ -141,25 +141,31 @@ pub fn encode_query(value: &str) -> String {
     out
 }
 
-/// Signs and sends one request; `body` is sent with its exact length.
-pub fn send(
+/// The scheme, authority and path with query of `url`.
+fn split_url(url: &str) -> Result<(&str, &str, &str), Failure> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| Failure::transport(format!("not a URL: {url}")))?;
+    Ok(match rest.find('/') {
+        Some(i) => (scheme, &rest[..i], &rest[i..]),
+        None => (scheme, rest, "/"),
+    })
+}
+
+/// Every header of `method` on `url` but `host`, SigV4's included: the
+/// `extra_headers`, `content-length` for a body of `body_length` bytes, and
+/// the signature's. The payload is unsigned.
+pub fn signed_headers(
     config: &Config,
     method: &str,
     url: &str,
     extra_headers: &[(&str, String)],
-    body: Option<&[u8]>,
-) -> Result<Response, Failure> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| Failure::transport(format!("not a URL: {url}")))?;
-    let (authority, path_query) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-
+    body_length: Option<usize>,
+) -> Result<Vec<(String, String)>, Failure> {
+    let (_, authority, _) = split_url(url)?;
     let mut headers: Vec<(&str, String)> = vec![("host", authority.to_string())];
-    if let Some(body) = body {
-        headers.push(("content-length", body.len().to_string()));
+    if let Some(length) = body_length {
+        headers.push(("content-length", length.to_string()));
     }
     headers.extend(extra_headers.iter().cloned());
 
@@ -194,16 +200,24 @@ pub fn send(
     let (instructions, _signature) = sign(signable, &params)
         .map_err(|e| Failure::transport(format!("signing {method} {url}: {e}")))?
         .into_parts();
+    let unsigned = headers.into_iter().filter(|(k, _)| *k != "host");
+    let signature = instructions.headers().map(|(k, v)| (k, v.to_string()));
+    Ok(unsigned.chain(signature).map(|(k, v)| (k.to_string(), v)).collect())
+}
 
+/// Signs and sends one request; `body` is sent with its exact length.
+pub fn send(
+    config: &Config,
+    method: &str,
+    url: &str,
+    extra_headers: &[(&str, String)],
+    body: Option<&[u8]>,
+) -> Result<Response, Failure> {
+    let (scheme, authority, path_query) = split_url(url)?;
     let fields = wasip2::http::types::Fields::new();
-    for (name, value) in headers.iter().filter(|(k, _)| *k != "host") {
+    for (name, value) in signed_headers(config, method, url, extra_headers, body.map(<[u8]>::len))? {
         fields
-            .append(name, value.as_bytes())
-            .map_err(|e| Failure::transport(format!("header {name}: {e:?}")))?;
-    }
-    for (name, value) in instructions.headers() {
-        fields
-            .append(name, value.as_bytes())
+            .append(&name, value.as_bytes())
             .map_err(|e| Failure::transport(format!("header {name}: {e:?}")))?;
     }
     let request = OutgoingRequest::new(fields);
