@@ -1,6 +1,7 @@
 //! Berth: an OCI image registry whose storage drivers are WebAssembly
 //! components. See `DESIGN.md` in the shared folder for the map.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod operator;

@@ -626,11 +626,16 @@ fn bad_configurations_exit_with_status_2_and_name_the_field() {
             "http.tls.certificate",
         ),
         ("version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  tls:\n    key: /nonexistent/key.pem\n", &[], "http.tls"),
-        // Access control Berth does not implement is refused, never ignored.
+        // Access control that cannot be applied is refused, never ignored.
         (
-            "version: 0.1\nstorage:\n  inmemory: {}\nauth:\n  htpasswd:\n    realm: r\n    path: /etc/htpasswd\n",
+            "version: 0.1\nstorage:\n  inmemory: {}\nauth:\n  htpasswd:\n    realm: r\n    path: /nonexistent/htpasswd\n",
             &[],
-            "auth",
+            "auth.htpasswd.path",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\nauth:\n  ldap:\n    server: ldap://x\n",
+            &[],
+            "ldap",
         ),
         (
             "version: 0.1\nstorage:\n  inmemory: {}\n",
@@ -645,6 +650,183 @@ fn bad_configurations_exit_with_status_2_and_name_the_field() {
         assert!(stderr.contains(field), "the error does not name {field}:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// `Authorization: Basic` for `user:password`.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// skopeo with a policy accepting anything, on plain HTTP.
+fn skopeo(dir: &Path, args: &[&str]) -> Output {
+    let policy = dir.join("policy.json");
+    std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).expect("policy");
+    let mut command = Command::new("skopeo");
+    command.arg("--policy").arg(&policy).args(args);
+    command.env("REGISTRY_AUTH_FILE", dir.join("auth.json"));
+    let output = command.output().expect("skopeo (apt-get install skopeo)");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panic"));
+    output
+}
+
+/// `auth.htpasswd`: every `/v2/` request without valid credentials is 401
+/// with the Basic challenge, `/healthz` is not; skopeo logs in to push and
+/// pull; failed logins are logged with the user, never the password; a
+/// changed file is read without a restart.
+#[test]
+fn htpasswd_auth_lets_in_only_its_users() {
+    let storage = Storage::filesystem();
+    let file = storage.dir.path().join("htpasswd");
+    let hash = |password: &str| bcrypt::hash(password, 4).expect("bcrypt");
+    std::fs::write(&file, format!("# users\nalice:{}\n", hash("wonderland"))).expect("htpasswd");
+    let extra = format!(
+        "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+        file.display()
+    );
+    let server = start_with(&storage, &extra, |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(401)
+    });
+    let addr = server.addr.as_str();
+
+    let alice = basic("alice", "wonderland");
+    let refused = [
+        None,
+        Some(basic("alice", "not-the-password")),
+        Some(basic("mallory", "wonderland")),
+        Some("Basic !!!not-base64".to_string()),
+        Some("Basic YWxpY2U=".to_string()), // no colon
+        Some("Bearer eyJhbGciOiJub25lIn0.e30.".to_string()),
+    ];
+    for path in ["/v2/", "/v2/_catalog", "/v2/a/b/tags/list", "/v2/a/b/manifests/v1"] {
+        for authorization in &refused {
+            let headers: Vec<(&str, &str)> = authorization.iter().map(|v| ("Authorization", v.as_str())).collect();
+            let reply = request(addr, "GET", path, &headers, b"").expect("an answer");
+            assert_eq!(reply.status, 401, "{path} with {authorization:?}");
+            assert_eq!(reply.header("www-authenticate"), Some("Basic realm=\"test-realm\""));
+            assert!(String::from_utf8_lossy(&reply.body).contains("UNAUTHORIZED"));
+        }
+    }
+    let (digest, pushed) = {
+        let data = b"anonymous layer";
+        let digest = sha256_hex(data);
+        let path = format!("/v2/a/b/blobs/uploads/?digest=sha256:{digest}");
+        (digest, request(addr, "POST", &path, &[], data).expect("POST"))
+    };
+    assert_eq!(pushed.status, 401, "an anonymous push");
+    let blob_path = format!("/v2/a/b/blobs/sha256:{digest}");
+    assert_eq!(
+        request(addr, "HEAD", &blob_path, &[("Authorization", &alice)], b"").map(|r| r.status),
+        Some(404)
+    );
+    assert_eq!(request(addr, "GET", "/healthz", &[], b"").map(|r| r.status), Some(200));
+    assert_eq!(
+        request(addr, "GET", "/v2/", &[("Authorization", &alice)], b"").map(|r| r.status),
+        Some(200)
+    );
+    let log = server.log_text();
+    assert!(
+        log.contains("failed login") && log.contains("mallory") && log.contains("127.0.0.1"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("not-the-password") && !log.contains("wonderland"),
+        "a password was logged:\n{log}"
+    );
+
+    // A real client: skopeo pushes with credentials, pulls with them, and
+    // is refused without.
+    let work = storage.dir.path();
+    let source = work.join("source");
+    std::fs::create_dir_all(source.join("blobs/sha256")).expect("layout");
+    let layer = b"layer behind a login".to_vec();
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let mut descriptors = Vec::new();
+    for content in [&config, &layer] {
+        let digest = sha256_hex(content);
+        std::fs::write(source.join(format!("blobs/sha256/{digest}")), content).expect("blob");
+        descriptors.push(format!("\"digest\":\"sha256:{digest}\",\"size\":{}", content.len()));
+    }
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json",{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar",{}}}]}}"#,
+        descriptors[0], descriptors[1]
+    );
+    let manifest_digest = sha256_hex(manifest.as_bytes());
+    std::fs::write(source.join(format!("blobs/sha256/{manifest_digest}")), &manifest).expect("manifest");
+    std::fs::write(source.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_digest}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#,
+        manifest.len()
+    );
+    std::fs::write(source.join("index.json"), index).expect("index");
+    let from = format!("oci:{}:v1", source.display());
+    let to = format!("docker://{addr}/team/app:v1");
+    let out = skopeo(work, &["copy", "--dest-tls-verify=false", &from, &to]);
+    assert!(!out.status.success(), "pushed without credentials");
+    let out = skopeo(
+        work,
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "alice:wonderland",
+            &from,
+            &to,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled = format!("dir:{}", work.join("pulled").display());
+    let out = skopeo(work, &["copy", "--src-tls-verify=false", &to, &pulled]);
+    assert!(!out.status.success(), "pulled without credentials");
+    let out = skopeo(
+        work,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            "alice:wonderland",
+            &to,
+            &pulled,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // skopeo compresses the layer on the way in; every blob it pulled is
+    // what the registry holds, and the config is the one pushed.
+    let pulled: Vec<String> = std::fs::read_dir(work.join("pulled"))
+        .expect("pulled")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.len() == 64)
+        .collect();
+    assert_eq!(pulled.len(), 2, "{pulled:?}");
+    assert!(pulled.contains(&sha256_hex(&config)), "{pulled:?}");
+    for digest in &pulled {
+        let path = format!("/v2/team/app/blobs/sha256:{digest}");
+        let stored = request(addr, "GET", &path, &[("Authorization", &alice)], b"").expect("GET");
+        let content = std::fs::read(work.join("pulled").join(digest)).expect("pulled blob");
+        assert!(stored.status == 200 && stored.body == content, "{digest}");
+    }
+
+    // The file changes: bob is in, alice is out, without a restart.
+    std::fs::write(&file, format!("bob:{}\n", hash("builder"))).expect("htpasswd");
+    let bob = basic("bob", "builder");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while request(addr, "GET", "/v2/", &[("Authorization", &bob)], b"").map(|r| r.status) != Some(200) {
+        assert!(Instant::now() < deadline, "the changed htpasswd file was not read");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        request(addr, "GET", "/v2/", &[("Authorization", &alice)], b"").map(|r| r.status),
+        Some(401)
+    );
 }
 
 /// Each request is one log line naming its method, path, status, bytes and

@@ -14,6 +14,7 @@ use clap::Args;
 
 use super::listen;
 
+use crate::auth::Auth;
 use crate::config::{self, Config, ListenAddr, LogFormatter};
 use crate::plugin::PluginHost;
 use crate::registry::{Registry, RegistryOptions};
@@ -73,7 +74,17 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         Ok(driver) => driver,
         Err(err) => return Ok(config_error(&format!("storage.{driver_name}: {err}"))),
     };
-    let registry = Registry::new(driver.clone(), registry_options(&config));
+    let mut options = registry_options(&config);
+    if let Some(htpasswd) = &config.auth.htpasswd {
+        match Auth::htpasswd(&htpasswd.realm, &htpasswd.path) {
+            Ok(auth) => options.auth = Some(Arc::new(auth)),
+            Err(why) => return Ok(config_error(&format!("auth.htpasswd.path: {why}"))),
+        }
+        if tls.is_none() {
+            tracing::warn!("auth.htpasswd on plain HTTP: passwords cross the network readable; set http.tls");
+        }
+    }
+    let registry = Registry::new(driver.clone(), options);
     if let Some(age) = registry.options().upload_purge_age {
         spawn_upload_purging(registry.clone(), age, config.storage.maintenance.uploadpurging.interval);
     }
@@ -175,6 +186,7 @@ fn registry_options(config: &Config) -> RegistryOptions {
         upload_purge_age: (purging.enabled && !purging.dryrun).then_some(purging.age),
         request_timeout: Some(config.http.requesttimeout),
         content_cache_entries: config.storage.cache.entries(),
+        auth: None,
     }
 }
 

@@ -15,10 +15,15 @@ use super::{default_data_dir, Config, ConfigError, ListenAddr, Loaded, Net};
 /// configuration with any of them does not load. (path, what to do.)
 const REFUSED: &[(&str, &str)] = &[
     (
-        "auth",
-        "Berth does not implement distribution's `auth` yet, and without it every client could push, \
-         overwrite and delete anonymously; remove `auth` to serve without access control, \
+        "auth.token",
+        "Berth does not implement token auth yet, and without it every client could push, \
+         overwrite and delete anonymously; use `auth.htpasswd`, \
          or keep the registry behind a proxy that authenticates",
+    ),
+    (
+        "auth.silly",
+        "Berth does not implement distribution's `silly` auth, which is for development only; \
+         use `auth.htpasswd`",
     ),
     (
         "middleware",

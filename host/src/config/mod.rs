@@ -145,6 +145,8 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Berth's own section; distribution has no `plugins`.
     #[serde(default)]
     pub plugins: PluginsConfig,
@@ -293,6 +295,25 @@ impl Default for UploadPurgingConfig {
             dryrun: false,
         }
     }
+}
+
+/// distribution's `auth`: who may use the registry. Schemes Berth does not
+/// implement are refused (see `load.rs`), any other key is an error.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub htpasswd: Option<HtpasswdConfig>,
+}
+
+/// `auth.htpasswd`: HTTP Basic against a file of bcrypt entries.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HtpasswdConfig {
+    /// Sent in the `WWW-Authenticate` challenge.
+    pub realm: String,
+    /// The htpasswd file; read again when it changes.
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -652,13 +652,14 @@ fn a_config_serialises_to_what_reads_back_the_same() {
 
 #[test]
 fn settings_whose_absence_is_unsafe_are_refused_by_name() {
-    let auth = "auth:\n  htpasswd:\n    realm: basic-realm\n    path: /etc/htpasswd\n";
+    let auth = "auth:\n  token:\n    realm: https://auth.example.com/token\n    service: registry\n";
     let letsencrypt = "http:\n  tls:\n    letsencrypt:\n      cachefile: /c\n";
     let urls = "validation:\n  manifests:\n    urls:\n      allow: ['^https://']\n";
     let middleware = "middleware:\n  storage:\n    - name: cloudfront\n";
     let ciphers = "http:\n  tls:\n    ciphersuites: [TLS_AES_128_GCM_SHA256]\n";
     for (extra, key, words) in [
-        (auth, "auth", "anonymously"),
+        (auth, "auth.token", "anonymously"),
+        ("auth:\n  silly:\n    realm: r\n", "auth.silly", "development"),
         (letsencrypt, "http.tls.letsencrypt", "http.tls.certificate"),
         (urls, "validation.manifests.urls", "foreign layer"),
         (middleware, "middleware", "CloudFront"),
@@ -669,9 +670,9 @@ fn settings_whose_absence_is_unsafe_are_refused_by_name() {
         assert_eq!(found, key);
         assert!(message.contains(words), "{message}");
     }
-    let (key, message) = invalid(FILESYSTEM, &[("REGISTRY_AUTH_HTPASSWD_PATH", "/etc/htpasswd")]);
-    assert_eq!(key, "auth");
-    assert!(message.ends_with("(from REGISTRY_AUTH_HTPASSWD_PATH)"), "{message}");
+    let (key, message) = invalid(FILESYSTEM, &[("REGISTRY_AUTH_TOKEN_REALM", "https://a/token")]);
+    assert_eq!(key, "auth.token");
+    assert!(message.ends_with("(from REGISTRY_AUTH_TOKEN_REALM)"), "{message}");
     // An empty section asks for nothing; the harmless `validation` keys warn.
     ok(&format!("{FILESYSTEM}auth: {{}}\nmiddleware:\n"), &[]);
     let Loaded { warnings, .. } = ok(&format!("{FILESYSTEM}validation:\n  disabled: true\n"), &[]);

@@ -27,15 +27,17 @@ mod tags;
 mod uploads;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::auth::Auth;
 use crate::plugin::one_instance_per_request;
 use crate::storage::StorageDriver;
 use crate::store::{self, Purged, Store, StoreError};
@@ -65,6 +67,8 @@ pub struct RegistryOptions {
     /// How many digests' sizes and manifest bytes are kept in memory
     /// (`storage.cache.blobdescriptorsize`); 0: none.
     pub content_cache_entries: usize,
+    /// Who may use the API (`auth`); `None`: anyone.
+    pub auth: Option<Arc<Auth>>,
 }
 
 impl Default for RegistryOptions {
@@ -76,6 +80,7 @@ impl Default for RegistryOptions {
             upload_purge_age: None,
             request_timeout: None,
             content_cache_entries: store::DEFAULT_CACHE_ENTRIES,
+            auth: None,
         }
     }
 }
@@ -118,7 +123,27 @@ impl Registry {
         &self.store
     }
 
+    /// Refuses a `/v2/` request without valid credentials, when `auth` is
+    /// configured: 401 with the challenge, `/v2/` itself included, so that
+    /// clients know to log in.
+    async fn authenticate(&self, parts: &Parts) -> Result<()> {
+        let Some(auth) = &self.options.auth else {
+            return Ok(());
+        };
+        let path = parts.uri.path();
+        if path != "/v2" && !path.starts_with("/v2/") {
+            return Ok(());
+        }
+        let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        match auth.authenticate(&parts.headers, client).await {
+            Ok(_user) => Ok(()),
+            Err(challenge) => Err(RegistryError::new(ErrorCode::Unauthorized, challenge.message)
+                .with_header(header::WWW_AUTHENTICATE, &challenge.www_authenticate)),
+        }
+    }
+
     async fn handle(&self, parts: Parts, body: Body) -> Result<Response> {
+        self.authenticate(&parts).await?;
         let route = match routes::parse(parts.uri.path()) {
             Ok(Some(route)) => route,
             Ok(None) => return Ok(StatusCode::NOT_FOUND.into_response()),
@@ -208,7 +233,7 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     access_log::wrap(method, path, started, response)
 }
 
-/// `GET /v2/`: the API is here (and, without auth, open).
+/// `GET /v2/`: the API is here (and the caller may use it).
 fn base() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
 }

@@ -159,6 +159,17 @@ pub async fn validate_registry_config(
 ) -> Result<Vec<Finding>, ValidateError> {
     let input = validator_input(config, known_drivers, environment)?;
     let mut findings = run_validators(host, &input).await;
+    // The htpasswd file as serving reads it: present, readable, bcrypt.
+    if let Some(htpasswd) = &config.auth.htpasswd {
+        if let Err(why) = crate::auth::Auth::htpasswd(&htpasswd.realm, &htpasswd.path) {
+            findings.push(Finding {
+                field_path: "auth.htpasswd.path".into(),
+                severity: Severity::Error,
+                reason: "HtpasswdUnusable".into(),
+                message: format!("{why}; give an htpasswd file of bcrypt entries (`htpasswd -Bc FILE USER`)"),
+            });
+        }
+    }
     // The driver's own check of its parameters, as starting it would do,
     // so `config validate` refuses what `serve` refuses; only when the
     // validators found nothing wrong, which would say it twice.
