@@ -829,6 +829,74 @@ fn htpasswd_auth_lets_in_only_its_users() {
     );
 }
 
+/// The value of the sample `name{labels}` in a Prometheus exposition.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `http.debug.prometheus`: the metrics on the debug address (and not on
+/// the API's) count what a workload did, by route and status, uploads by
+/// outcome, bytes both ways, and the storage plugin's calls and instances.
+#[test]
+fn metrics_count_what_the_registry_did() {
+    let storage = Storage::filesystem();
+    let debug = format!("127.0.0.1:{}", free_port());
+    let extra = format!("http:\n  debug:\n    addr: {debug}\n    prometheus:\n      enabled: true\n");
+    let server = start_with(&storage, &extra, |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
+    });
+    let addr = server.addr.as_str();
+    let data = content(3 << 20);
+    let (digest, reply) = push(addr, "team/app", &data);
+    assert_eq!(reply.status, 201);
+    for _ in 0..2 {
+        assert_body(&blob(addr, "team/app", &digest), &data);
+    }
+    let missing = request(addr, "GET", "/v2/team/app/manifests/nope", &[], b"").expect("GET");
+    assert_eq!(missing.status, 404);
+    let bad = request(
+        addr,
+        "POST",
+        "/v2/team/app/blobs/uploads/?digest=sha256:0000",
+        &[],
+        b"x",
+    )
+    .expect("POST");
+    assert!(bad.status >= 400);
+
+    assert_eq!(request(addr, "GET", "/metrics", &[], b"").map(|r| r.status), Some(404));
+    let scraped = request(&debug, "GET", "/metrics", &[], b"").expect("the metrics answer");
+    assert_eq!(scraped.status, 200);
+    assert!(scraped
+        .header("content-type")
+        .is_some_and(|t| t.contains("openmetrics-text")));
+    let text = String::from_utf8(scraped.body).expect("text");
+    let get = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+    assert_eq!(
+        get(r#"berth_http_requests_total{method="GET",route="blob",status="200"}"#),
+        2.0
+    );
+    assert_eq!(
+        get(r#"berth_http_requests_total{method="GET",route="manifest",status="404"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"berth_http_response_bytes_total{method="GET",route="blob"}"#),
+        2.0 * data.len() as f64
+    );
+    assert!(get(r#"berth_http_request_bytes_total{method="POST",route="upload_start"}"#) >= data.len() as f64);
+    assert_eq!(
+        get(r#"berth_http_request_duration_seconds_count{method="GET",route="blob"}"#),
+        2.0
+    );
+    assert_eq!(get(r#"berth_blob_uploads_total{outcome="completed"}"#), 1.0);
+    assert_eq!(get(r#"berth_blob_uploads_total{outcome="failed"}"#), 1.0);
+    assert!(get(r#"berth_plugin_instances_created_total{plugin="filesystem"}"#) >= 4.0);
+    assert!(get(r#"berth_plugin_calls_total{plugin="filesystem",operation="get-content"}"#) >= 2.0);
+}
+
 /// Each request is one log line naming its method, path, status, bytes and
 /// repository; written to a file, the log has no terminal colour codes. A
 /// log filter that does not parse is said to be wrong, and info is used.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::Router;
 use clap::Args;
@@ -95,6 +95,7 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         Err(message) => return Ok(config_error(&message)),
     };
     let draining = Arc::new(AtomicBool::new(false));
+    start_metrics_server(&config, &limits, draining.clone()).await?;
     let app = app(&registry, driver, &config, draining.clone())?;
     let listener = bind(&listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -221,6 +222,39 @@ fn app(
                 response
             }
         })))
+}
+
+/// The debug server on `http.debug.addr`: the Prometheus metrics, when
+/// `http.debug.prometheus.enabled`. Never behind auth or request limits.
+async fn start_metrics_server(
+    config: &Config,
+    limits: &listen::Limits,
+    draining: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.http.debug_listen_addr()? else {
+        return Ok(());
+    };
+    let prometheus = &config.http.debug.prometheus;
+    if !prometheus.enabled {
+        tracing::warn!("http.debug.addr: Berth's debug server serves only the metrics, and http.debug.prometheus.enabled is off; not listening");
+        return Ok(());
+    }
+    let listener = bind(&addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, path = %prometheus.path, "metrics listening");
+    let metrics = || async {
+        let exposition = crate::metrics::metrics().encode();
+        ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], exposition)
+    };
+    let router = Router::new().route(&prometheus.path, axum::routing::get(metrics));
+    tokio::spawn(listen::serve(
+        listener,
+        router,
+        None,
+        limits.clone(),
+        draining,
+        shutdown_signal(),
+    ));
+    Ok(())
 }
 
 fn spawn_upload_purging(registry: Registry, age: Duration, interval: Duration) {

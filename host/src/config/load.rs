@@ -65,7 +65,6 @@ const UNSUPPORTED: &[&str] = &[
     "log.hooks",
     "http.relativeurls",
     "http.http2",
-    "http.debug.prometheus",
     "health.file",
     "health.http",
     "health.tcp",
@@ -365,6 +364,15 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     }
     if let Some(addr) = &config.http.debug.addr {
         ListenAddr::parse(addr).map_err(|m| invalid("http.debug.addr", m))?;
+    }
+    let prometheus = &config.http.debug.prometheus;
+    if prometheus.enabled && config.http.debug.addr.is_none() {
+        let why = "the metrics are served on the debug server: set http.debug.addr (e.g. `:5001`)";
+        return Err(invalid("http.debug.prometheus.enabled", why.into()));
+    }
+    if !prometheus.path.starts_with('/') || prometheus.path.len() < 2 {
+        let why = format!("`{}` is not a path like `/metrics`", prometheus.path);
+        return Err(invalid("http.debug.prometheus.path", why));
     }
     for (key, value) in [
         ("http.readheadertimeout", config.http.readheadertimeout),

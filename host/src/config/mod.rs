@@ -462,6 +462,26 @@ pub enum TlsVersion {
 pub struct DebugConfig {
     /// Where the debug server listens; `None`: no debug server.
     pub addr: Option<String>,
+    pub prometheus: PrometheusConfig,
+}
+
+/// `http.debug.prometheus`: the metrics, on the debug server.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PrometheusConfig {
+    #[serde(deserialize_with = "de::flag")]
+    pub enabled: bool,
+    /// distribution's default, `/metrics`.
+    pub path: String,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            enabled: false,
+            path: "/metrics".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -12,6 +12,7 @@ use super::engine::EPOCH_TICK;
 use super::http::Network;
 use super::state::{DeadlineExceeded, GuestStderr, HostState, MemoryLimitExceeded};
 use super::{PluginError, PluginHostOptions};
+use crate::metrics::FailureCause;
 
 /// A fresh Store for one instance of `plugin`: its stderr goes to the log
 /// (and is kept to explain a trap), its outgoing HTTP goes through `network`
@@ -60,22 +61,34 @@ pub(crate) fn outcome<T>(
     timeout: Duration,
     outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
 ) -> Result<T, String> {
+    classified(store, timeout, outcome).map_err(|(_, cause)| cause)
+}
+
+/// [`outcome`], with the kind of failure.
+pub(crate) fn classified<T>(
+    store: &Store<HostState>,
+    timeout: Duration,
+    outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+) -> Result<T, (FailureCause, String)> {
     match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(explain(store, err)),
-        Err(_) => Err(DeadlineExceeded {
-            seconds: timeout.as_secs_f64(),
-        }
-        .to_string()),
+        Err(_) => Err((
+            FailureCause::Deadline,
+            DeadlineExceeded {
+                seconds: timeout.as_secs_f64(),
+            }
+            .to_string(),
+        )),
     }
 }
 
-fn explain(store: &Store<HostState>, err: wasmtime::Error) -> String {
+fn explain(store: &Store<HostState>, err: wasmtime::Error) -> (FailureCause, String) {
     if let Some(limit) = err.downcast_ref::<MemoryLimitExceeded>() {
-        return limit.to_string();
+        return (FailureCause::MemoryLimit, limit.to_string());
     }
     if let Some(deadline) = err.downcast_ref::<DeadlineExceeded>() {
-        return deadline.to_string();
+        return (FailureCause::Deadline, deadline.to_string());
     }
     let said = store
         .data()
@@ -84,7 +97,7 @@ fn explain(store: &Store<HostState>, err: wasmtime::Error) -> String {
         .map(|line| format!(" (it printed: {line})"))
         .unwrap_or_default();
     match err.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => format!("trapped: {trap}{said}"),
-        None => format!("failed: {err:#}{said}"),
+        Some(trap) => (FailureCause::Trap, format!("trapped: {trap}{said}")),
+        None => (FailureCause::Other, format!("failed: {err:#}{said}")),
     }
 }

@@ -10,11 +10,12 @@ use tokio::sync::Mutex;
 use wasmtime::component::ResourceAny;
 use wasmtime::Store;
 
-use super::call::{arm, outcome as outcome_of};
+use super::call::{arm, classified};
 use super::state::HostState;
 use super::wit::remote::exports::berth::storage::signed_reads;
 use super::wit::storage::exports::berth::storage::{driver as driver_export, fixed_answers, local_files, maintenance};
 use super::PluginError;
+use crate::metrics::metrics;
 
 pub use super::wit::remote::exports::berth::storage::signed_reads::SignedRequest;
 pub use super::wit::storage::berth::storage::types::{
@@ -100,14 +101,16 @@ impl Session {
         instantiated: Result<wasmtime::Result<Guest>, tokio::time::error::Elapsed>,
         resident: bool,
     ) -> Result<Session, PluginError> {
-        let guest = match outcome_of(&store, timeout, instantiated) {
+        let guest = match classified(&store, timeout, instantiated) {
             Ok(guest) => guest,
-            Err(cause) => {
+            Err((kind, cause)) => {
                 tracing::warn!(plugin = %plugin, call = "instantiate", "plugin call failed: {cause}");
+                metrics().plugin_failure(&plugin, kind);
                 return Err(PluginError::new(&plugin, "instantiate", cause));
             }
         };
         usage.instances.fetch_add(1, Ordering::Relaxed);
+        metrics().plugin_instance(&plugin);
         Ok(Session {
             plugin,
             usage,
@@ -301,16 +304,21 @@ impl Session {
     /// state cannot be trusted.
     fn settle<T>(
         &mut self,
-        op: &str,
+        op: &'static str,
         outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
     ) -> Result<T, PluginError> {
         if op != "init" {
             self.usage.calls.fetch_add(1, Ordering::Relaxed);
         }
-        let cause = match outcome_of(&self.store, self.timeout, outcome) {
+        // `arm` set the deadline a timeout after the call began.
+        let began = self.store.data().deadline.checked_sub(self.timeout);
+        let took = began.map_or(Duration::ZERO, |began| began.elapsed());
+        metrics().plugin_call(&self.plugin, op, took);
+        let (kind, cause) = match classified(&self.store, self.timeout, outcome) {
             Ok(value) => return Ok(value),
-            Err(cause) => cause,
+            Err(failure) => failure,
         };
+        metrics().plugin_failure(&self.plugin, kind);
         tracing::warn!(plugin = %self.plugin, call = op, "plugin call failed: {cause}");
         self.failure = Some(cause.clone());
         Err(PluginError::new(&self.plugin, op, cause))

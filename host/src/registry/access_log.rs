@@ -1,7 +1,8 @@
 //! The access log: one line per request, written when its response has
 //! been sent (or given up), with the bytes that really went out and the
 //! time until then. A response whose body was dropped before its end (the
-//! client went away) is marked `aborted`.
+//! client went away) is marked `aborted`. The request metrics are counted
+//! at the same moment, and request body bytes as they arrive.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,10 +14,25 @@ use axum::response::Response;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::routes::{self, Route};
+use crate::metrics::metrics;
+
+/// `body`, counting its bytes into the request metrics of `route` as they
+/// arrive.
+pub fn count_received(body: Body, method: &Method, route: &'static str) -> Body {
+    use http_body_util::BodyExt;
+    let counter = metrics().received(method.as_str(), route);
+    Body::new(body.map_frame(move |frame| {
+        if let Some(data) = frame.data_ref() {
+            counter.inc_by(data.len() as u64);
+        }
+        frame
+    }))
+}
 
 /// What the line says besides the bytes and the time.
 struct Line {
     method: Method,
+    route: &'static str,
     path: String,
     status: u16,
     repository: Option<String>,
@@ -28,6 +44,7 @@ struct Line {
 pub fn wrap(method: Method, path: String, started: Instant, response: Response) -> Response {
     let route = routes::parse(&path).ok().flatten();
     let line = Line {
+        route: route.as_ref().map_or("other", Route::name),
         status: response.status().as_u16(),
         repository: route.as_ref().and_then(Route::repository).map(str::to_string),
         digest: response
@@ -58,6 +75,22 @@ pub fn wrap(method: Method, path: String, started: Instant, response: Response) 
     )
 }
 
+/// What an upload request's answer says of the upload: `started` (202 to
+/// a POST), `completed` (201: a blob committed, or mounted), `failed` (an
+/// error to a POST, PATCH or PUT); nothing for the rest.
+fn upload_outcome(method: &Method, route: &str, status: u16) -> Option<&'static str> {
+    let writes = *method == Method::POST || *method == Method::PATCH || *method == Method::PUT;
+    if !writes || !matches!(route, "upload_start" | "upload") {
+        return None;
+    }
+    match status {
+        202 if *method == Method::POST => Some("started"),
+        201 => Some("completed"),
+        400.. => Some("failed"),
+        _ => None,
+    }
+}
+
 struct Logged {
     inner: Body,
     /// Taken when the line is written.
@@ -70,12 +103,17 @@ struct Logged {
 impl Logged {
     fn finish(&mut self, aborted: bool) {
         let Some(line) = self.line.take() else { return };
+        let took = line.started.elapsed();
+        metrics().request(line.method.as_str(), line.route, line.status, took, self.sent);
+        if let Some(outcome) = upload_outcome(&line.method, line.route, line.status) {
+            metrics().upload(outcome);
+        }
         tracing::info!(
             method = %line.method,
             path = line.path,
             status = line.status,
             bytes = self.sent,
-            duration_ms = line.started.elapsed().as_secs_f64() * 1e3,
+            duration_ms = took.as_secs_f64() * 1e3,
             repository = line.repository,
             digest = line.digest,
             aborted,

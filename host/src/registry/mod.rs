@@ -208,10 +208,10 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
-    let uploading = matches!(
-        routes::parse(&path),
-        Ok(Some(Route::Upload { .. } | Route::UploadStart { .. }))
-    ) && matches!(method, Method::PATCH | Method::PUT | Method::POST);
+    let route = routes::parse(&path).ok().flatten();
+    let uploading = matches!(route, Some(Route::Upload { .. } | Route::UploadStart { .. }))
+        && matches!(method, Method::PATCH | Method::PUT | Method::POST);
+    let body = access_log::count_received(body, &method, route.as_ref().map_or("other", Route::name));
     // The calls of one request share a plugin instance.
     let handled = one_instance_per_request(registry.handle(parts, body));
     let outcome = match registry.options.request_timeout.filter(|_| !uploading) {

@@ -33,6 +33,20 @@ pub enum Route {
 }
 
 impl Route {
+    /// The route's name, for metrics: few values, unlike paths.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Base => "base",
+            Route::Catalog => "catalog",
+            Route::Tags { .. } => "tags",
+            Route::Manifest { .. } => "manifest",
+            Route::Blob { .. } => "blob",
+            Route::UploadStart { .. } => "upload_start",
+            Route::Upload { .. } => "upload",
+            Route::Referrers { .. } => "referrers",
+        }
+    }
+
     /// The repository the route is about, if any.
     pub fn repository(&self) -> Option<&str> {
         match self {

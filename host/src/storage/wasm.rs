@@ -85,6 +85,7 @@ fn answer<T>(answer: Answer<T>) -> Result<T> {
 
 /// The plugin answered something the contract rules out.
 fn broke_contract(plugin: &str, call: &str, what: String) -> StorageError {
+    crate::metrics::metrics().plugin_failure(plugin, crate::metrics::FailureCause::Contract);
     PluginError::new(plugin, call, format!("broke the storage contract: {what}")).into()
 }
 
