@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -25,6 +26,11 @@ struct RequestLabels {
 struct RouteLabels {
     method: String,
     route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +100,8 @@ pub struct Metrics {
     bytes_sent: Family<RouteLabels, Counter>,
     bytes_received: Family<RouteLabels, Counter>,
     uploads: Family<UploadLabels, Counter>,
+    limited_running: Family<LimitLabels, Gauge>,
+    limited_waiting: Family<LimitLabels, Gauge>,
     plugin_calls: Family<CallLabels, Counter>,
     plugin_call_seconds: Histograms<CallLabels>,
     plugin_failures: Family<FailureLabels, Counter>,
@@ -139,6 +147,18 @@ impl Metrics {
             "Blob upload requests, by outcome: started, completed (a blob committed) or failed",
             uploads.clone(),
         );
+        let limited_running = Family::default();
+        registry.register(
+            "limited_requests_running",
+            "Requests running under a requests.read or requests.write limit, by kind",
+            limited_running.clone(),
+        );
+        let limited_waiting = Family::default();
+        registry.register(
+            "limited_requests_waiting",
+            "Requests waiting in the queue of a requests.read or requests.write limit, by kind",
+            limited_waiting.clone(),
+        );
         let plugin_calls = Family::default();
         registry.register(
             "plugin_calls",
@@ -170,6 +190,8 @@ impl Metrics {
             bytes_sent,
             bytes_received,
             uploads,
+            limited_running,
+            limited_waiting,
             plugin_calls,
             plugin_call_seconds,
             plugin_failures,
@@ -206,6 +228,15 @@ impl Metrics {
     /// `outcome`: `started`, `completed` or `failed`.
     pub fn upload(&self, outcome: &'static str) {
         self.uploads.get_or_create(&UploadLabels { outcome }).inc();
+    }
+
+    /// The gauges of requests running and waiting under the `kind` limit.
+    pub fn limited(&self, kind: &'static str) -> (Gauge, Gauge) {
+        let labels = LimitLabels { kind };
+        (
+            self.limited_running.get_or_create(&labels).clone(),
+            self.limited_waiting.get_or_create(&labels).clone(),
+        )
     }
 
     pub fn plugin_call(&self, plugin: &str, operation: &'static str, took: Duration) {

@@ -829,6 +829,76 @@ fn htpasswd_auth_lets_in_only_its_users() {
     );
 }
 
+/// The head of a monolithic push of `data` and its first `sent` bytes, on a
+/// connection of its own: the rest is the caller's to send.
+fn start_push(addr: &str, data: &[u8], sent: usize) -> TcpStream {
+    let digest = sha256_hex(data);
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let head = format!(
+        "POST /v2/team/app/blobs/uploads/?digest=sha256:{digest} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&data[..sent]).expect("body");
+    stream
+}
+
+/// The status of the answer on `stream`.
+fn status_of(stream: &mut TcpStream) -> u16 {
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// `requests.write` of one running and one waiting: a third push at once
+/// is 429 `TOOMANYREQUESTS` with `Retry-After`, the first two are served,
+/// and reads are not held up by the writes.
+#[test]
+fn a_write_limit_refuses_what_its_queue_cannot_hold() {
+    let storage = Storage::filesystem();
+    let debug = format!("127.0.0.1:{}", free_port());
+    let extra = format!(
+        "requests:\n  write:\n    maxrunning: 1\n    maxinqueue: 1\n    maxwaitinqueue: 60s\n\
+         http:\n  debug:\n    addr: {debug}\n    prometheus:\n      enabled: true\n"
+    );
+    let server = start_with(&storage, &extra, |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
+    });
+    let addr = server.addr.as_str();
+    // Each step waits until the registry's gauges show it happened.
+    let until = |series: &str, value: f64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let scraped = request(&debug, "GET", "/metrics", &[], b"").expect("metrics");
+            if sample(&String::from_utf8_lossy(&scraped.body), series) == Some(value) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{series} never reached {value}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (first, second) = (content(1 << 20), content((1 << 20) + 1));
+    let mut running = start_push(addr, &first, 1000);
+    until(r#"berth_limited_requests_running{kind="write"}"#, 1.0);
+    let mut waiting = start_push(addr, &second, 0);
+    until(r#"berth_limited_requests_waiting{kind="write"}"#, 1.0);
+    let refused = push(addr, "team/app", b"a third push").1;
+    assert_eq!(refused.status, 429, "{}", String::from_utf8_lossy(&refused.body));
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(String::from_utf8_lossy(&refused.body).contains("TOOMANYREQUESTS"));
+    assert_eq!(
+        request(addr, "GET", "/v2/_catalog", &[], b"").map(|r| r.status),
+        Some(200)
+    );
+    running.write_all(&first[1000..]).expect("the rest");
+    waiting.write_all(&second).expect("the body");
+    assert_eq!((status_of(&mut running), status_of(&mut waiting)), (201, 201));
+    until(r#"berth_limited_requests_running{kind="write"}"#, 0.0);
+    assert_eq!(push(addr, "team/app", b"a push once they ended").1.status, 201);
+}
+
 /// The value of the sample `name{labels}` in a Prometheus exposition.
 fn sample(exposition: &str, series: &str) -> Option<f64> {
     exposition

@@ -15,9 +15,9 @@ use clap::Args;
 use super::listen;
 
 use crate::auth::Auth;
-use crate::config::{self, Config, ListenAddr, LogFormatter};
+use crate::config::{self, Config, ListenAddr, LogFormatter, RequestLimitConfig};
 use crate::plugin::PluginHost;
-use crate::registry::{Registry, RegistryOptions};
+use crate::registry::{Limit, Registry, RegistryOptions, RequestLimits};
 use crate::storage::{open_driver, StorageDriver};
 use crate::store::Purged;
 use crate::validate::{self, Severity};
@@ -188,7 +188,24 @@ fn registry_options(config: &Config) -> RegistryOptions {
         request_timeout: Some(config.http.requesttimeout),
         content_cache_entries: config.storage.cache.entries(),
         auth: None,
+        limits: request_limits(config),
     }
+}
+
+/// `requests.read` and `requests.write`; a wait of 0 is the request
+/// timeout's.
+fn request_limits(config: &Config) -> RequestLimits {
+    let limit = |limit: &RequestLimitConfig| {
+        (limit.maxrunning > 0).then(|| Limit {
+            max_running: limit.maxrunning as usize,
+            max_in_queue: limit.maxinqueue as usize,
+            max_wait: match limit.maxwaitinqueue {
+                wait if wait.is_zero() => config.http.requesttimeout,
+                wait => wait,
+            },
+        })
+    };
+    RequestLimits::new(limit(&config.requests.read), limit(&config.requests.write))
 }
 
 /// The registry API, `/healthz` and the configured response headers.

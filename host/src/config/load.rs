@@ -77,6 +77,8 @@ const RENAMED: &[(&[&str], &[&str])] = &[
         &["storage", "cache", "layerinfo"],
         &["storage", "cache", "blobdescriptor"],
     ),
+    // OpenShift's registry keeps its request limits there.
+    (&["openshift", "requests"], &["requests"]),
 ];
 
 const EXAMPLE_DRIVER: &str = "e.g. `storage: {filesystem: {rootdirectory: /var/lib/registry}}`";
@@ -364,6 +366,13 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     }
     if let Some(addr) = &config.http.debug.addr {
         ListenAddr::parse(addr).map_err(|m| invalid("http.debug.addr", m))?;
+    }
+    for (kind, limit) in [("read", &config.requests.read), ("write", &config.requests.write)] {
+        if limit.maxrunning == 0 && (limit.maxinqueue > 0 || !limit.maxwaitinqueue.is_zero()) {
+            let key = format!("requests.{kind}.maxrunning");
+            let why = format!("requests.{kind}: a queue needs a running limit; set maxrunning (at least 1)");
+            return Err(invalid(&key, why));
+        }
     }
     let prometheus = &config.http.debug.prometheus;
     if prometheus.enabled && config.http.debug.addr.is_none() {

@@ -147,6 +147,9 @@ pub struct Config {
     pub health: HealthConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    /// OpenShift's registry section (`openshift.requests` there).
+    #[serde(default)]
+    pub requests: RequestsConfig,
     /// Berth's own section; distribution has no `plugins`.
     #[serde(default)]
     pub plugins: PluginsConfig,
@@ -295,6 +298,30 @@ impl Default for UploadPurgingConfig {
             dryrun: false,
         }
     }
+}
+
+/// Limits on requests served at once, reads (GET, HEAD) and writes apart,
+/// as OpenShift's registry has them.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RequestsConfig {
+    pub read: RequestLimitConfig,
+    pub write: RequestLimitConfig,
+}
+
+/// One kind's limit: beyond `maxrunning` requests wait, at most
+/// `maxinqueue` of them and each at most `maxwaitinqueue`; the rest are
+/// answered 429.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RequestLimitConfig {
+    /// Requests served at once; 0 (the default): no limit.
+    pub maxrunning: u32,
+    /// Requests that may wait for one of those; 0: none wait.
+    pub maxinqueue: u32,
+    /// The longest one waits; 0 (the default): `http.requesttimeout`.
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub maxwaitinqueue: Duration,
 }
 
 /// distribution's `auth`: who may use the registry. Schemes Berth does not

@@ -706,3 +706,28 @@ fn the_content_cache_is_in_memory_unless_turned_off() {
         assert_eq!(key, "storage.cache.blobdescriptorsize");
     }
 }
+
+#[test]
+fn request_limits_are_read_under_their_openshift_name_too() {
+    let Loaded { config, .. } = ok(
+        &format!("{FILESYSTEM}requests:\n  write:\n    maxrunning: 2\n    maxwaitinqueue: 5s\n"),
+        &[],
+    );
+    assert_eq!(config.requests.write.maxrunning, 2);
+    assert_eq!(config.requests.write.maxwaitinqueue, std::time::Duration::from_secs(5));
+    let Loaded { config, warnings } = ok(
+        &format!("{FILESYSTEM}openshift:\n  requests:\n    read:\n      maxrunning: 3\n"),
+        &[("REGISTRY_OPENSHIFT_REQUESTS_READ_MAXINQUEUE", "7")],
+    );
+    assert_eq!(
+        (config.requests.read.maxrunning, config.requests.read.maxinqueue),
+        (3, 7)
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("openshift.requests")),
+        "{warnings:?}"
+    );
+    let (key, message) = invalid(&format!("{FILESYSTEM}requests:\n  read:\n    maxinqueue: 4\n"), &[]);
+    assert_eq!(key, "requests.read.maxrunning");
+    assert!(message.contains("set maxrunning"), "{message}");
+}

@@ -137,11 +137,24 @@ pub fn registry_env(spec: &ImageRegistrySpec, secret_keys: &[String]) -> Result<
         env.optional("NO_PROXY", proxy.no_proxy.as_deref(), "spec.proxy.noProxy");
     }
     if let Some(requests) = &spec.requests {
-        if requests.read.is_some() || requests.write.is_some() {
-            env.0.ignored.push((
-                "spec.requests".into(),
-                "Berth does not limit parallel requests yet; the limits are not applied".into(),
-            ));
+        for (kind, limits) in [("READ", &requests.read), ("WRITE", &requests.write)] {
+            let Some(limits) = limits else { continue };
+            let field = format!("spec.requests.{}", kind.to_lowercase());
+            let numbers = [
+                ("MAXRUNNING", "maxRunning", limits.max_running),
+                ("MAXINQUEUE", "maxInQueue", limits.max_in_queue),
+            ];
+            for (name, camel, value) in numbers {
+                let value = value.map(|v| v.to_string());
+                let var = format!("REGISTRY_REQUESTS_{kind}_{name}");
+                env.optional(&var, value.as_deref(), &format!("{field}.{camel}"));
+            }
+            let var = format!("REGISTRY_REQUESTS_{kind}_MAXWAITINQUEUE");
+            env.optional(
+                &var,
+                limits.max_wait_in_queue.as_deref(),
+                &format!("{field}.maxWaitInQueue"),
+            );
         }
     }
     Ok(env.0)
@@ -579,6 +592,12 @@ mod tests {
             Some("spec.readOnly")
         );
         assert_eq!(env.spec_path("http.secret").as_deref(), Some("spec.httpSecret"));
-        assert_eq!(env.ignored, [("spec.requests".to_string(), env.ignored[0].1.clone())]);
+        assert_eq!(var(&env, "REGISTRY_REQUESTS_READ_MAXRUNNING"), lit("3").as_ref());
+        assert_eq!(var(&env, "REGISTRY_REQUESTS_READ_MAXINQUEUE"), None);
+        assert_eq!(
+            env.spec_path("requests.read.maxrunning").as_deref(),
+            Some("spec.requests.read.maxRunning")
+        );
+        assert!(env.ignored.is_empty(), "{:?}", env.ignored);
     }
 }

@@ -9,11 +9,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, Method};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
+use super::limits::Place;
 use super::routes::{self, Route};
+use super::API_VERSION;
 use crate::metrics::metrics;
 
 /// `body`, counting its bytes into the request metrics of `route` as they
@@ -40,8 +42,12 @@ struct Line {
     started: Instant,
 }
 
-/// `response` with its body wrapped so that the line is logged at its end.
-pub fn wrap(method: Method, path: String, started: Instant, response: Response) -> Response {
+/// `response` with its body wrapped so that the line is logged at its end,
+/// when the request's `place` among those served at once is given back.
+pub fn wrap(method: Method, path: String, started: Instant, mut response: Response, place: Option<Place>) -> Response {
+    response
+        .headers_mut()
+        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
     let route = routes::parse(&path).ok().flatten();
     let line = Line {
         route: route.as_ref().map_or("other", Route::name),
@@ -71,6 +77,7 @@ pub fn wrap(method: Method, path: String, started: Instant, response: Response) 
             line: Some(line),
             sent: 0,
             expected,
+            place,
         }),
     )
 }
@@ -98,11 +105,14 @@ struct Logged {
     sent: u64,
     /// The body's length, when known.
     expected: Option<u64>,
+    /// Held until the body ends (see `limits`).
+    place: Option<Place>,
 }
 
 impl Logged {
     fn finish(&mut self, aborted: bool) {
         let Some(line) = self.line.take() else { return };
+        self.place = None;
         let took = line.started.elapsed();
         metrics().request(line.method.as_str(), line.route, line.status, took, self.sent);
         if let Some(outcome) = upload_outcome(&line.method, line.route, line.status) {

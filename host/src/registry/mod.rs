@@ -18,6 +18,7 @@ mod blobs;
 mod catalog;
 mod document;
 mod error;
+mod limits;
 mod manifests;
 mod pagination;
 mod referrers;
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
+use axum::http::{header, request::Parts, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
@@ -44,6 +45,7 @@ use crate::store::{self, Purged, Store, StoreError};
 
 use error::Result;
 pub use error::{ErrorCode, RegistryError};
+pub use limits::{Limit, Place, RequestLimits};
 use routes::Route;
 
 /// How the registry behaves; the defaults are distribution's, except for
@@ -69,6 +71,8 @@ pub struct RegistryOptions {
     pub content_cache_entries: usize,
     /// Who may use the API (`auth`); `None`: anyone.
     pub auth: Option<Arc<Auth>>,
+    /// Requests served at once (`requests`).
+    pub limits: RequestLimits,
 }
 
 impl Default for RegistryOptions {
@@ -81,6 +85,7 @@ impl Default for RegistryOptions {
             request_timeout: None,
             content_cache_entries: store::DEFAULT_CACHE_ENTRIES,
             auth: None,
+            limits: RequestLimits::default(),
         }
     }
 }
@@ -212,6 +217,10 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     let uploading = matches!(route, Some(Route::Upload { .. } | Route::UploadStart { .. }))
         && matches!(method, Method::PATCH | Method::PUT | Method::POST);
     let body = access_log::count_received(body, &method, route.as_ref().map_or("other", Route::name));
+    let place = match registry.options.limits.admit(&method).await {
+        Ok(place) => place,
+        Err(refused) => return access_log::wrap(method, path, started, refused.into_response(), None),
+    };
     // The calls of one request share a plugin instance.
     let handled = one_instance_per_request(registry.handle(parts, body));
     let outcome = match registry.options.request_timeout.filter(|_| !uploading) {
@@ -226,11 +235,8 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
         }),
         None => handled.await,
     };
-    let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
-    response
-        .headers_mut()
-        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
-    access_log::wrap(method, path, started, response)
+    let response = outcome.unwrap_or_else(IntoResponse::into_response);
+    access_log::wrap(method, path, started, response, place)
 }
 
 /// `GET /v2/`: the API is here (and the caller may use it).
