@@ -829,6 +829,107 @@ fn htpasswd_auth_lets_in_only_its_users() {
     );
 }
 
+/// `auth.access`: a public glob pulls anonymously and refuses anonymous
+/// pushes with 401; users get what their grants say and 403 `DENIED`
+/// beyond; the catalog lists only what the caller may pull; a mount brings
+/// in only a blob the caller may pull from the repository it names.
+#[test]
+fn access_rules_grant_per_repository() {
+    let storage = Storage::filesystem();
+    let file = storage.dir.path().join("htpasswd");
+    let hash = |password: &str| bcrypt::hash(password, 4).expect("bcrypt");
+    std::fs::write(&file, format!("alice:{}\nbob:{}\n", hash("a-pass"), hash("b-pass"))).expect("htpasswd");
+    let extra = format!(
+        "auth:\n  htpasswd:\n    realm: r\n    path: {}\n  access:\n    groups:\n      builders: [alice]\n    repositories:\n\
+         \x20     - match: library/**\n        anonymous: [pull]\n        grants: [{{groups: [builders], actions: [push]}}]\n\
+         \x20     - match: team/**\n        grants:\n          - {{users: [alice], actions: [pull, push, delete]}}\n          - {{users: [bob], actions: [pull]}}\n\
+         \x20     - match: secret/**\n        grants: [{{users: [alice], actions: [pull, push]}}]\n",
+        file.display()
+    );
+    let server = start_with(&storage, &extra, |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200)
+    });
+    let addr = server.addr.as_str();
+    let (alice, bob) = (basic("alice", "a-pass"), basic("bob", "b-pass"));
+    let post = |who: Option<&str>, repository: &str, data: &[u8]| {
+        let path = format!("/v2/{repository}/blobs/uploads/?digest=sha256:{}", sha256_hex(data));
+        let headers: Vec<(&str, &str)> = who.iter().map(|v| ("Authorization", *v)).collect();
+        request(addr, "POST", &path, &headers, data).expect("POST")
+    };
+    let status = |who: Option<&str>, method: &str, path: &str| {
+        let headers: Vec<(&str, &str)> = who.iter().map(|v| ("Authorization", *v)).collect();
+        request(addr, method, path, &headers, b"").expect("an answer").status
+    };
+
+    let public = b"a public layer";
+    assert_eq!(post(None, "library/alpine", public).status, 401, "anonymous push");
+    assert_eq!(
+        post(Some(&bob), "library/alpine", public).status,
+        403,
+        "bob is no builder"
+    );
+    assert_eq!(post(Some(&alice), "library/alpine", public).status, 201);
+    let public_path = format!("/v2/library/alpine/blobs/sha256:{}", sha256_hex(public));
+    assert_eq!(
+        status(None, "GET", &public_path),
+        200,
+        "anonymous pull of a public glob"
+    );
+    assert_eq!(status(None, "GET", "/v2/"), 200);
+
+    let private = b"a team layer";
+    assert_eq!(post(Some(&alice), "team/app", private).status, 201);
+    let denied = post(Some(&bob), "team/app", b"bob's layer");
+    assert_eq!(denied.status, 403);
+    assert!(String::from_utf8_lossy(&denied.body).contains("DENIED"));
+    let private_path = format!("/v2/team/app/blobs/sha256:{}", sha256_hex(private));
+    assert_eq!(status(Some(&bob), "GET", &private_path), 200);
+    assert_eq!(status(None, "GET", &private_path), 401);
+    assert_eq!(status(Some(&bob), "DELETE", &private_path), 403);
+    assert_eq!(
+        status(Some(&alice), "GET", "/v2/elsewhere/tags/list"),
+        403,
+        "no glob grants anything"
+    );
+    let secret = b"a secret layer";
+    assert_eq!(post(Some(&alice), "secret/keys", secret).status, 201);
+
+    let catalog = |who: Option<&str>| {
+        let headers: Vec<(&str, &str)> = who.iter().map(|v| ("Authorization", *v)).collect();
+        let reply = request(addr, "GET", "/v2/_catalog", &headers, b"").expect("catalog");
+        assert_eq!(reply.status, 200);
+        String::from_utf8(reply.body).expect("JSON")
+    };
+    assert_eq!(catalog(None), r#"{"repositories":["library/alpine"]}"#);
+    assert_eq!(catalog(Some(&bob)), r#"{"repositories":["library/alpine","team/app"]}"#);
+    assert_eq!(
+        catalog(Some(&alice)),
+        r#"{"repositories":["library/alpine","secret/keys","team/app"]}"#
+    );
+
+    // Bob may push nowhere; alice mounts the secret layer into team/app
+    // only by naming secret/keys, which she may pull.
+    let mount = |who: &str, from: Option<&str>| {
+        let from = from.map(|f| format!("&from={f}")).unwrap_or_default();
+        let path = format!("/v2/team/app/blobs/uploads/?mount=sha256:{}{from}", sha256_hex(secret));
+        request(addr, "POST", &path, &[("Authorization", who)], b"")
+            .expect("POST")
+            .status
+    };
+    assert_eq!(mount(&bob, Some("secret/keys")), 403);
+    assert_eq!(
+        mount(&alice, None),
+        202,
+        "no mount without a repository to pull from: an upload starts"
+    );
+    assert_eq!(
+        mount(&alice, Some("library/alpine")),
+        202,
+        "library/alpine does not link it"
+    );
+    assert_eq!(mount(&alice, Some("secret/keys")), 201);
+}
+
 /// The head of a monolithic push of `data` and its first `sent` bytes, on a
 /// connection of its own: the rest is the caller's to send.
 fn start_push(addr: &str, data: &[u8], sent: usize) -> TcpStream {

@@ -1,7 +1,9 @@
-//! Who is asking: the `auth` section's schemes, checked on every `/v2/`
-//! request before it reaches the registry. Only htpasswd (HTTP Basic) so
-//! far; a configuration asking for another scheme does not load.
+//! Who is asking, and what they may do: the `auth` section. Users prove
+//! who they are with htpasswd (HTTP Basic; a configuration asking for
+//! another scheme does not load); `auth.access` says what each may do to
+//! which repository, and what callers without credentials may.
 
+mod access;
 mod htpasswd;
 
 use std::net::SocketAddr;
@@ -10,13 +12,15 @@ use std::path::Path;
 use axum::http::{header, HeaderMap};
 use base64::Engine as _;
 
-pub use htpasswd::parse as parse_htpasswd;
+pub use access::{AccessConfig, Action};
 use htpasswd::Htpasswd;
 
-/// How requests prove who they are.
+/// How requests prove who they are, and what they may do.
 pub struct Auth {
     realm: String,
     users: Htpasswd,
+    /// `None`: every user may do everything, anonymous callers nothing.
+    access: Option<AccessConfig>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -39,33 +43,60 @@ pub struct Challenge {
 impl Auth {
     /// htpasswd auth with `realm` over the file at `path`; the error names
     /// the file, or the line of an entry that is not bcrypt.
-    pub fn htpasswd(realm: &str, path: &Path) -> Result<Auth, String> {
+    pub fn htpasswd(realm: &str, path: &Path, access: Option<AccessConfig>) -> Result<Auth, String> {
         Ok(Auth {
             realm: realm.to_string(),
             users: Htpasswd::open(path)?,
+            access,
         })
     }
 
-    /// The user `headers` prove to be, or the challenge to answer. Failed
-    /// logins are logged with the user name and `client`, never the
-    /// password.
-    pub async fn authenticate(&self, headers: &HeaderMap, client: Option<SocketAddr>) -> Result<String, Challenge> {
+    /// The user `headers` prove to be (`None` without credentials), or the
+    /// challenge to answer bad ones with. Failed logins are logged with the
+    /// user name and `client`, never the password.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        client: Option<SocketAddr>,
+    ) -> Result<Option<String>, Challenge> {
         let client = client.map_or_else(|| "unknown".to_string(), |addr| addr.to_string());
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Err(self.challenge("authentication required"));
+            return Ok(None);
         };
         let Some((user, password)) = basic_credentials(value.as_bytes()) else {
             tracing::info!(%client, "refused a request whose Authorization header is not HTTP Basic credentials");
             return Err(self.challenge("the Authorization header is not valid Basic credentials"));
         };
         if self.users.verify(&user, &password).await {
-            return Ok(user);
+            return Ok(Some(user));
         }
         tracing::warn!(user = %user, %client, "failed login: unknown user or wrong password");
         Err(self.challenge("unknown user or wrong password"))
     }
 
-    fn challenge(&self, message: &'static str) -> Challenge {
+    /// Whether `user` (`None`: anonymous) may take `action` on
+    /// `repository`.
+    pub fn allows(&self, user: Option<&str>, repository: &str, action: Action) -> bool {
+        match &self.access {
+            None => user.is_some(),
+            Some(access) => access.allowed(user, repository).contains(&action),
+        }
+    }
+
+    /// Whether anonymous callers may do anything at all, so that `/v2/`
+    /// and the catalog answer them.
+    pub fn admits_anonymous(&self) -> bool {
+        self.access.as_ref().is_some_and(AccessConfig::admits_anonymous)
+    }
+
+    /// Whether repositories' permissions differ, so that a blob mount must
+    /// name a repository the caller may pull from.
+    pub fn restricts_repositories(&self) -> bool {
+        self.access.is_some()
+    }
+
+    /// The challenge to a request that needs credentials it did not send.
+    pub fn challenge(&self, message: &'static str) -> Challenge {
         let realm = self.realm.replace(['\\', '"'], "");
         Challenge {
             www_authenticate: format!("Basic realm=\"{realm}\""),

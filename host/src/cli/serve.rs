@@ -76,7 +76,7 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
     };
     let mut options = registry_options(&config);
     if let Some(htpasswd) = &config.auth.htpasswd {
-        match Auth::htpasswd(&htpasswd.realm, &htpasswd.path) {
+        match Auth::htpasswd(&htpasswd.realm, &htpasswd.path, config.auth.access.clone()) {
             Ok(auth) => options.auth = Some(Arc::new(auth)),
             Err(why) => return Ok(config_error(&format!("auth.htpasswd.path: {why}"))),
         }

@@ -367,6 +367,13 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     if let Some(addr) = &config.http.debug.addr {
         ListenAddr::parse(addr).map_err(|m| invalid("http.debug.addr", m))?;
     }
+    if let Some(access) = &config.auth.access {
+        if config.auth.htpasswd.is_none() {
+            let why = "the rules name htpasswd users: set auth.htpasswd too".to_string();
+            return Err(invalid("auth.access", why));
+        }
+        access.check().map_err(|(key, why)| invalid(&key, why))?;
+    }
     for (kind, limit) in [("read", &config.requests.read), ("write", &config.requests.write)] {
         if limit.maxrunning == 0 && (limit.maxinqueue > 0 || !limit.maxwaitinqueue.is_zero()) {
             let key = format!("requests.{kind}.maxrunning");

@@ -331,6 +331,9 @@ pub struct RequestLimitConfig {
 pub struct AuthConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub htpasswd: Option<HtpasswdConfig>,
+    /// Berth's own: per-repository permissions of htpasswd users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<crate::auth::AccessConfig>,
 }
 
 /// `auth.htpasswd`: HTTP Basic against a file of bcrypt entries.

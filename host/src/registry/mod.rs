@@ -38,7 +38,7 @@ use axum::http::{header, request::Parts, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::auth::Auth;
+use crate::auth::{Action, Auth};
 use crate::plugin::one_instance_per_request;
 use crate::storage::StorageDriver;
 use crate::store::{self, Purged, Store, StoreError};
@@ -128,27 +128,74 @@ impl Registry {
         &self.store
     }
 
-    /// Refuses a `/v2/` request without valid credentials, when `auth` is
-    /// configured: 401 with the challenge, `/v2/` itself included, so that
-    /// clients know to log in.
-    async fn authenticate(&self, parts: &Parts) -> Result<()> {
+    /// Who is asking: bad credentials are 401 with the challenge.
+    async fn authenticate(&self, parts: &Parts) -> Result<Caller> {
         let Some(auth) = &self.options.auth else {
-            return Ok(());
+            return Ok(Caller { user: None });
         };
-        let path = parts.uri.path();
-        if path != "/v2" && !path.starts_with("/v2/") {
-            return Ok(());
-        }
         let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
         match auth.authenticate(&parts.headers, client).await {
-            Ok(_user) => Ok(()),
-            Err(challenge) => Err(RegistryError::new(ErrorCode::Unauthorized, challenge.message)
-                .with_header(header::WWW_AUTHENTICATE, &challenge.www_authenticate)),
+            // Nothing is open to anonymous callers: every `/v2/` path
+            // asks them to log in, whatever it is.
+            Ok(None) if !auth.admits_anonymous() && parts.uri.path().starts_with("/v2") => {
+                Err(unauthorized(auth, "authentication required"))
+            }
+            Ok(user) => Ok(Caller { user }),
+            Err(challenge) => Err(unauthorized(auth, challenge.message)),
         }
     }
 
+    /// Refuses what `caller` may not do on `route`, when `auth` is
+    /// configured: 401 with the challenge to a caller without credentials
+    /// (on `/v2/` too, so that clients know to log in), 403 `DENIED` to a
+    /// user.
+    fn authorize(&self, caller: &Caller, route: &Route, method: &Method) -> Result<()> {
+        let Some(auth) = &self.options.auth else {
+            return Ok(());
+        };
+        let Some(repository) = route.repository() else {
+            // `/v2/` and the catalog, which lists only what the caller may
+            // pull.
+            if caller.user.is_some() || auth.admits_anonymous() {
+                return Ok(());
+            }
+            return Err(unauthorized(auth, "authentication required"));
+        };
+        let action = match (route, method) {
+            (_, &Method::GET | &Method::HEAD) => Action::Pull,
+            (Route::Blob { .. } | Route::Manifest { .. }, &Method::DELETE) => Action::Delete,
+            _ => Action::Push,
+        };
+        if auth.allows(caller.user.as_deref(), repository, action) {
+            return Ok(());
+        }
+        match &caller.user {
+            None => Err(unauthorized(auth, "authentication required")),
+            Some(user) => Err(RegistryError::new(
+                ErrorCode::Denied,
+                format!("{user} may not {} {repository}", action.verb()),
+            )),
+        }
+    }
+
+    /// Whether permissions differ by repository (`auth.access`).
+    fn restricts_repositories(&self) -> bool {
+        self.options
+            .auth
+            .as_ref()
+            .is_some_and(|auth| auth.restricts_repositories())
+    }
+
+    /// Whether `caller` may pull from `repository` (always, without auth).
+    fn may_pull(&self, caller: &Caller, repository: &str) -> bool {
+        self.options
+            .auth
+            .as_ref()
+            .is_none_or(|auth| auth.allows(caller.user.as_deref(), repository, Action::Pull))
+    }
+
     async fn handle(&self, parts: Parts, body: Body) -> Result<Response> {
-        self.authenticate(&parts).await?;
+        let caller = self.authenticate(&parts).await?;
         let route = match routes::parse(parts.uri.path()) {
             Ok(Some(route)) => route,
             Ok(None) => return Ok(StatusCode::NOT_FOUND.into_response()),
@@ -163,6 +210,7 @@ impl Registry {
         };
         let query = routes::parse_query(parts.uri.query());
         let method = parts.method.clone();
+        self.authorize(&caller, &route, &method)?;
         let writes = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
         if writes && self.options.read_only {
             return Err(RegistryError::new(
@@ -180,7 +228,7 @@ impl Registry {
         let get_or_head = method == Method::GET || head;
         match route {
             Route::Base if get_or_head => Ok(base()),
-            Route::Catalog if get_or_head => catalog::list(self, &query, head).await,
+            Route::Catalog if get_or_head => catalog::list(self, &caller, &query, head).await,
             Route::Tags { name } if get_or_head => tags::list(self, &name, &query, head).await,
             Route::Referrers { name, digest } if get_or_head => {
                 referrers::list(self, &name, &digest, &query, head).await
@@ -190,7 +238,9 @@ impl Registry {
                 Method::DELETE => blobs::delete(self, &name, &digest).await,
                 _ => Err(not_allowed(&method)),
             },
-            Route::UploadStart { name } if method == Method::POST => uploads::start(self, &name, &query, body).await,
+            Route::UploadStart { name } if method == Method::POST => {
+                uploads::start(self, &caller, &name, &query, body).await
+            }
             Route::Upload { name, id } => match method {
                 Method::GET => uploads::status(self, &name, &id).await,
                 Method::PATCH => uploads::patch(self, &name, &id, &parts.headers, body).await,
@@ -237,6 +287,19 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     };
     let response = outcome.unwrap_or_else(IntoResponse::into_response);
     access_log::wrap(method, path, started, response, place)
+}
+
+/// Who is asking.
+struct Caller {
+    /// `None`: no credentials (or no auth).
+    user: Option<String>,
+}
+
+/// 401 `UNAUTHORIZED` with `auth`'s challenge.
+fn unauthorized(auth: &Auth, message: &'static str) -> RegistryError {
+    let challenge = auth.challenge(message);
+    RegistryError::new(ErrorCode::Unauthorized, challenge.message)
+        .with_header(header::WWW_AUTHENTICATE, &challenge.www_authenticate)
 }
 
 /// `GET /v2/`: the API is here (and the caller may use it).

@@ -13,18 +13,31 @@ use super::blobs::docker_content_digest;
 use super::error::{ErrorCode, RegistryError, Result};
 use super::routes::check_name;
 use super::stream::body_to_writer;
-use super::{Query, Registry};
+use super::{Caller, Query, Registry};
 
 /// `POST`: mounts a blob from elsewhere, takes a whole blob at once
 /// (`?digest=`), or starts an upload for chunks.
-pub async fn start(registry: &Registry, name: &str, query: &Query, body: Body) -> Result<Response> {
+pub async fn start(registry: &Registry, caller: &Caller, name: &str, query: &Query, body: Body) -> Result<Response> {
     let store = registry.store();
     if let Some(mount) = query.get("mount") {
         let digest = Digest::parse(mount)?;
-        // Mounting from a repository the client names, or from none: the
-        // blob store is shared, so its data existing is what counts.
-        let from_valid = query.get("from").is_none_or(|from| check_name(from).is_ok());
-        if from_valid && store.mount_blob(name, &digest).await? {
+        let from = query.get("from").filter(|from| check_name(from).is_ok());
+        let mounted = if registry.restricts_repositories() {
+            // Permissions differ by repository: only a blob the caller may
+            // pull from `from`, which links it, so that a digest alone
+            // never reaches another tenant's layer.
+            match from {
+                Some(from) if registry.may_pull(caller, from) && store.blob_size(from, &digest).await.is_ok() => {
+                    store.mount_blob(name, &digest).await?
+                }
+                _ => false,
+            }
+        } else {
+            // The blob store is shared: its data existing is what counts,
+            // whichever repository the client names, if any.
+            query.get("from").is_none_or(|from| check_name(from).is_ok()) && store.mount_blob(name, &digest).await?
+        };
+        if mounted {
             return Ok(created(name, &digest));
         }
         // Otherwise the spec has the client upload as if it had not asked.

@@ -161,7 +161,7 @@ pub async fn validate_registry_config(
     let mut findings = run_validators(host, &input).await;
     // The htpasswd file as serving reads it: present, readable, bcrypt.
     if let Some(htpasswd) = &config.auth.htpasswd {
-        if let Err(why) = crate::auth::Auth::htpasswd(&htpasswd.realm, &htpasswd.path) {
+        if let Err(why) = crate::auth::Auth::htpasswd(&htpasswd.realm, &htpasswd.path, None) {
             findings.push(Finding {
                 field_path: "auth.htpasswd.path".into(),
                 severity: Severity::Error,
