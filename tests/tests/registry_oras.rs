@@ -313,3 +313,91 @@ async fn oras_push_pull_attach() {
     .await
     .expect("the test took longer than 5 minutes");
 }
+
+/// Logs in as `USER` and pushes, then pulls, one file; argv: `ADDRESS WORK
+/// USER PASSWORD`. Writes `WORK/result.json`
+/// with what happened, failures included.
+const ORAS_LOGIN_SCRIPT: &str = r#"
+import json, os, sys
+import oras.client
+
+address, work = sys.argv[1], sys.argv[2]
+target = f"{address}/team/notes:v1"
+client = oras.client.OrasClient(hostname=address, insecure=True, auth_backend="basic")
+result = {}
+client.login(username=sys.argv[3], password=sys.argv[4], hostname=address)
+os.chdir(os.path.join(work, "source"))
+try:
+    response = client.push(target=target, files=["note.txt:text/plain"], quiet=True)
+    result["push_status"] = response.status_code
+    result["pulled"] = sorted(client.pull(target=target, outdir=os.path.join(work, "pulled")))
+except Exception as err:
+    result["error"] = str(err)
+with open(os.path.join(work, "result.json"), "w") as out:
+    json.dump(result, out)
+"#;
+
+/// oras-py against htpasswd auth: logged in, it pushes and pulls. oras-py's
+/// default auth backend asks for bearer tokens; against Basic auth it is
+/// given its `basic` backend, as it would be against distribution. Pushes
+/// without credentials are checked with skopeo in host/tests/serve.rs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oras_logs_in_with_htpasswd() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let scratch = tempfile::tempdir().unwrap();
+        let home = scratch.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let htpasswd = scratch.path().join("htpasswd");
+        let hash = bcrypt::hash("open-sesame", 4).unwrap();
+        std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
+        let auth = berth::auth::Auth::htpasswd("oras-test", &htpasswd, None).expect("htpasswd");
+        let root = tempfile::tempdir().unwrap();
+        let host = berth::plugin::PluginHost::new(berth::plugin::PluginHostOptions::default()).unwrap();
+        let driver =
+            berth::storage::open_driver(&host, "filesystem", common::storage::filesystem_parameters(root.path()))
+                .await
+                .unwrap();
+        let options = berth::registry::RegistryOptions {
+            auth: Some(std::sync::Arc::new(auth)),
+            ..berth::registry::RegistryOptions::default()
+        };
+        let berth = Berth::serve_driver(host, driver, options).await;
+        let script = scratch.path().join("oras_login.py");
+        std::fs::write(&script, ORAS_LOGIN_SCRIPT).unwrap();
+
+        let attempt = |name: &str, login: &[&str]| {
+            let work = scratch.path().join(name);
+            std::fs::create_dir_all(work.join("source")).unwrap();
+            std::fs::write(work.join("source/note.txt"), format!("a note for {name}\n")).unwrap();
+            let mut oras = python(&home);
+            oras.arg(&script).arg(&berth.address).arg(&work).args(login);
+            async move {
+                let output = run(oras, COMMAND_TIMEOUT).await;
+                assert!(output.status.success(), "{}", output_text(&output));
+                let result: Value = serde_json::from_slice(&std::fs::read(work.join("result.json")).unwrap()).unwrap();
+                (result, work)
+            }
+        };
+        // Without credentials the registry asks for them.
+        let anonymous = http()
+            .get(format!("http://{}/v2/", berth.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let (logged_in, work) = attempt("alice", &["alice", "open-sesame"]).await;
+        assert_eq!(logged_in["push_status"], 201, "{logged_in}");
+        let pulled = std::fs::read_to_string(work.join("pulled/note.txt")).expect("the pulled note");
+        assert_eq!(pulled, "a note for alice\n");
+        assert!(
+            berth
+                .requests()
+                .iter()
+                .any(|line| line.starts_with("PUT /v2/team/notes/manifests/v1 -> 201")),
+            "{:?}",
+            berth.requests()
+        );
+    })
+    .await
+    .expect("the ORAS login test ends within 5 minutes");
+}
