@@ -159,6 +159,15 @@ fn bootstrap_creates_an_empty_dir_config_and_every_registry_object() {
     let service = cluster.get("service", "image-registry").expect("the Service");
     assert_eq!(service["spec"]["ports"][0]["port"], 5000);
     assert_eq!(service["spec"]["ports"][0]["protocol"], "TCP");
+    assert_eq!(service["spec"]["ports"][1]["name"], "metrics");
+    assert_eq!(service["spec"]["ports"][1]["port"], 5001);
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "5001");
+    assert_eq!(
+        env_var(&deployment, "REGISTRY_HTTP_DEBUG_ADDR").map(|v| v["value"].clone()),
+        Some(json!(":5001"))
+    );
     assert!(cluster.get("serviceaccount", "registry").is_some());
     assert!(cluster.get("secret", PRIVATE_SECRET).is_some());
     let pdb = cluster
@@ -279,8 +288,10 @@ fn run_the_registry_the_deployment_describes(cluster: &Cluster, deployment: &Val
         };
         env.push((name, value));
     }
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let address = format!("127.0.0.1:{port}");
+    let free_port = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{}", free_port());
+    // The metrics port too, on loopback instead of every interface.
+    let metrics = format!("127.0.0.1:{}", free_port());
     let args: Vec<&str> = container["args"]
         .as_array()
         .unwrap()
@@ -296,6 +307,7 @@ fn run_the_registry_the_deployment_describes(cluster: &Cluster, deployment: &Val
         command
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("REGISTRY_HTTP_ADDR", &address)
+            .env("REGISTRY_HTTP_DEBUG_ADDR", &metrics)
             .env_remove("AWS_CA_BUNDLE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -349,6 +361,21 @@ fn run_the_registry_the_deployment_describes(cluster: &Cluster, deployment: &Val
     assert_eq!(inspected["Digest"], digest.as_str());
     let index: Value = serde_json::from_slice(&std::fs::read(pulled.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], digest.as_str());
+
+    // What the scrape annotations point at counts the pushes.
+    let mut stream = std::net::TcpStream::connect(&metrics).expect("the metrics listen");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut scraped = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut scraped).unwrap();
+    assert!(
+        scraped.contains(r#"berth_http_requests_total{method="PUT",route="manifest",status="201"}"#),
+        "{scraped}"
+    );
 }
 
 /// A child process killed when dropped, also when the test fails.

@@ -116,6 +116,10 @@ pub fn registry_path(var: &str) -> Option<String> {
 pub fn registry_env(spec: &ImageRegistrySpec, secret_keys: &[String]) -> Result<RegistryEnv, MappingError> {
     let mut env = Builder::default();
     env.literal("REGISTRY_HTTP_ADDR", ":5000", None);
+    // The metrics, on the port the Service and the scrape annotations name.
+    let metrics = format!(":{}", super::resources::METRICS_PORT);
+    env.literal("REGISTRY_HTTP_DEBUG_ADDR", &metrics, None);
+    env.literal("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED", "true", None);
     env.literal("REGISTRY_STORAGE_DELETE_ENABLED", "true", None);
     storage(&spec.storage, secret_keys, &mut env)?;
     log_level(spec, &mut env);
@@ -413,6 +417,8 @@ mod tests {
             ("REGISTRY_STORAGE_S3_KEYID", "k"),
             ("REGISTRY_STORAGE_S3_VIRTUALHOSTEDSTYLE", "true"),
             ("REGISTRY_HTTP_ADDR", ":5000"),
+            ("REGISTRY_HTTP_DEBUG_ADDR", ":5001"),
+            ("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED", "true"),
             ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
         ];
         for (name, value) in table {

@@ -29,6 +29,9 @@ pub const DEFAULT_ROUTE: &str = "default-route";
 pub const DEFAULT_CLAIM: &str = "image-registry-storage";
 /// The registry's port, in the pod and on the Service.
 pub const PORT: u16 = 5000;
+/// The metrics' port (`http.debug.addr`), in the pod and on the Service,
+/// where the pods' `prometheus.io/*` annotations point scrapers.
+pub const METRICS_PORT: u16 = 5001;
 /// The label every owned object carries, with [`INSTANCE`]; [`owned_selector`]
 /// finds them.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "berth-operator");
@@ -238,7 +241,10 @@ fn service(inputs: &Inputs) -> Value {
             "type": "ClusterIP",
             "selector": {"docker-registry": "default"},
             // Server-side apply of a port needs its protocol spelt out.
-            "ports": [{"name": format!("{PORT}-tcp"), "port": PORT, "protocol": "TCP", "targetPort": PORT}],
+            "ports": [
+                {"name": format!("{PORT}-tcp"), "port": PORT, "protocol": "TCP", "targetPort": PORT},
+                {"name": "metrics", "port": METRICS_PORT, "protocol": "TCP", "targetPort": METRICS_PORT},
+            ],
         },
     })
 }
@@ -269,7 +275,10 @@ fn deployment(inputs: &Inputs) -> Value {
         "name": "registry",
         "image": inputs.image,
         "args": ["serve"],
-        "ports": [{"containerPort": PORT, "protocol": "TCP"}],
+        "ports": [
+            {"containerPort": PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
         "env": env,
         "livenessProbe": probe(10),
         "readinessProbe": probe(5),
@@ -315,7 +324,12 @@ fn deployment(inputs: &Inputs) -> Value {
             "template": {
                 "metadata": {
                     "labels": labels(inputs.namespace),
-                    "annotations": {CHECKSUM_ANNOTATION: dependencies_checksum(inputs.facts)},
+                    "annotations": {
+                        CHECKSUM_ANNOTATION: dependencies_checksum(inputs.facts),
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": METRICS_PORT.to_string(),
+                        "prometheus.io/path": "/metrics",
+                    },
                 },
                 "spec": pod,
             },
