@@ -637,6 +637,7 @@ fn bad_configurations_exit_with_status_2_and_name_the_field() {
             &[],
             "ldap",
         ),
+        ("version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  prefix: /registry/\n", &[], "http.prefix"),
         (
             "version: 0.1\nstorage:\n  inmemory: {}\n",
             &[("REGISTRY_AUTH_TOKEN_REALM", "https://auth.example.com/token")],
@@ -1097,6 +1098,42 @@ fn each_request_is_one_plain_log_line() {
         assert!(line.contains(field), "{field} missing from: {line}");
     }
     assert!(!server.log_text().contains('\u{1b}'), "colour codes in the log file");
+}
+
+/// `log.accesslog.disabled`: requests are counted but not logged. The line
+/// would be written when the request is counted, so once the metrics show
+/// it, its absence from the log is final.
+#[test]
+fn a_disabled_access_log_writes_no_request_lines() {
+    let storage = Storage::filesystem();
+    let debug = format!("127.0.0.1:{}", free_port());
+    let extra = format!(
+        "log:\n  accesslog:\n    disabled: true\nhttp:\n  debug:\n    addr: {debug}\n    prometheus:\n      enabled: true\n"
+    );
+    let server = start_with_env(&storage, &extra, &[("BERTH_LOG", "info")], |addr| {
+        request(addr, "GET", "/healthz", &[], b"").is_some()
+    });
+    let path = "/v2/quiet/repo/tags/list";
+    assert_eq!(
+        request(&server.addr, "GET", path, &[], b"").map(|r| r.status),
+        Some(404)
+    );
+    let counted = r#"berth_http_requests_total{method="GET",route="tags",status="404"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let scraped = request(&debug, "GET", "/metrics", &[], b"").expect("metrics");
+        if sample(&String::from_utf8_lossy(&scraped.body), counted) == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request was never counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = server.log_text();
+    assert!(log.contains("berth registry listening"), "{log}");
+    assert!(
+        !log.contains(path),
+        "a request line despite log.accesslog.disabled:\n{log}"
+    );
 }
 
 /// Raises this test process's own open-files limit, for its many sockets.

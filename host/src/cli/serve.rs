@@ -189,6 +189,7 @@ fn registry_options(config: &Config) -> RegistryOptions {
         content_cache_entries: config.storage.cache.entries(),
         auth: None,
         limits: request_limits(config),
+        access_log: !config.log.accesslog.disabled,
     }
 }
 

@@ -367,6 +367,18 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     if let Some(addr) = &config.http.debug.addr {
         ListenAddr::parse(addr).map_err(|m| invalid("http.debug.addr", m))?;
     }
+    if let Some(prefix) = config
+        .http
+        .prefix
+        .as_deref()
+        .filter(|p| !p.trim_matches('/').is_empty())
+    {
+        let why = format!(
+            "Berth serves the API at /v2/ only, so clients would not find it under `{prefix}`; \
+             remove http.prefix, or strip the prefix in the proxy in front"
+        );
+        return Err(invalid("http.prefix", why));
+    }
     if let Some(access) = &config.auth.access {
         if config.auth.htpasswd.is_none() {
             let why = "the rules name htpasswd users: set auth.htpasswd too".to_string();

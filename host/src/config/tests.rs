@@ -25,7 +25,9 @@ fn params(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 const FILESYSTEM: &str = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n";
 
-/// distribution's documented example, trimmed to one driver.
+/// distribution's documented example, trimmed to one driver, with `prefix: /`
+/// for its `/my/nested/registry/` (refused: see
+/// `settings_whose_absence_is_unsafe_are_refused_by_name`).
 const DISTRIBUTION: &str = r#"
 version: 0.1
 log:
@@ -66,7 +68,7 @@ storage:
 http:
   addr: localhost:5000
   net: tcp
-  prefix: /my/nested/registry/
+  prefix: /
   host: https://myregistryaddress.org:5000
   secret: asecretforlocaldevelopment
   relativeurls: false
@@ -138,7 +140,7 @@ fn distributions_example_reads_with_its_unsupported_parts_named() {
         }
     );
     assert_eq!(http.net, Net::Tcp);
-    assert_eq!(http.prefix.as_deref(), Some("/my/nested/registry/"));
+    assert_eq!(http.prefix.as_deref(), Some("/"));
     assert_eq!(http.host.as_deref(), Some("https://myregistryaddress.org:5000"));
     assert_eq!(http.secret.as_deref(), Some("asecretforlocaldevelopment"));
     assert_eq!(http.draintimeout, Some(Duration::from_secs(60)));
@@ -658,6 +660,7 @@ fn settings_whose_absence_is_unsafe_are_refused_by_name() {
         (middleware, "middleware", "CloudFront"),
         (ciphers, "http.tls.ciphersuites", "minimumtls"),
         ("policy:\n  repository:\n    classes: [image]\n", "policy", "policies"),
+        ("http:\n  prefix: /my/nested/registry/\n", "http.prefix", "/v2/ only"),
     ] {
         let (found, message) = invalid(&format!("{FILESYSTEM}{extra}"), &[]);
         assert_eq!(found, key);

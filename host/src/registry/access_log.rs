@@ -33,6 +33,8 @@ pub fn count_received(body: Body, method: &Method, route: &'static str) -> Body 
 
 /// What the line says besides the bytes and the time.
 struct Line {
+    /// Whether the line is written (the metrics count it either way).
+    log: bool,
     method: Method,
     route: &'static str,
     path: String,
@@ -42,14 +44,23 @@ struct Line {
     started: Instant,
 }
 
-/// `response` with its body wrapped so that the line is logged at its end,
-/// when the request's `place` among those served at once is given back.
-pub fn wrap(method: Method, path: String, started: Instant, mut response: Response, place: Option<Place>) -> Response {
+/// `response` with its body wrapped so that the line is logged (when `log`)
+/// and the request counted at its end, when the request's `place` among
+/// those served at once is given back.
+pub fn wrap(
+    method: Method,
+    path: String,
+    started: Instant,
+    mut response: Response,
+    place: Option<Place>,
+    log: bool,
+) -> Response {
     response
         .headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
     let route = routes::parse(&path).ok().flatten();
     let line = Line {
+        log,
         route: route.as_ref().map_or("other", Route::name),
         status: response.status().as_u16(),
         repository: route.as_ref().and_then(Route::repository).map(str::to_string),
@@ -117,6 +128,9 @@ impl Logged {
         metrics().request(line.method.as_str(), line.route, line.status, took, self.sent);
         if let Some(outcome) = upload_outcome(&line.method, line.route, line.status) {
             metrics().upload(outcome);
+        }
+        if !line.log {
+            return;
         }
         tracing::info!(
             method = %line.method,

@@ -73,6 +73,9 @@ pub struct RegistryOptions {
     pub auth: Option<Arc<Auth>>,
     /// Requests served at once (`requests`).
     pub limits: RequestLimits,
+    /// Whether each request is logged (`log.accesslog.disabled` turns it
+    /// off); the metrics count it either way.
+    pub access_log: bool,
 }
 
 impl Default for RegistryOptions {
@@ -86,6 +89,7 @@ impl Default for RegistryOptions {
             content_cache_entries: store::DEFAULT_CACHE_ENTRIES,
             auth: None,
             limits: RequestLimits::default(),
+            access_log: true,
         }
     }
 }
@@ -269,7 +273,10 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     let body = access_log::count_received(body, &method, route.as_ref().map_or("other", Route::name));
     let place = match registry.options.limits.admit(&method).await {
         Ok(place) => place,
-        Err(refused) => return access_log::wrap(method, path, started, refused.into_response(), None),
+        Err(refused) => {
+            let response = refused.into_response();
+            return access_log::wrap(method, path, started, response, None, registry.options.access_log);
+        }
     };
     // The calls of one request share a plugin instance.
     let handled = one_instance_per_request(registry.handle(parts, body));
@@ -286,7 +293,7 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
         None => handled.await,
     };
     let response = outcome.unwrap_or_else(IntoResponse::into_response);
-    access_log::wrap(method, path, started, response, place)
+    access_log::wrap(method, path, started, response, place, registry.options.access_log)
 }
 
 /// Who is asking.
