@@ -14,7 +14,7 @@ use axum::response::Response;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::limits::Place;
-use super::routes::{self, Route};
+use super::routes::Route;
 use super::API_VERSION;
 use crate::metrics::metrics;
 
@@ -47,9 +47,11 @@ struct Line {
 /// `response` with its body wrapped so that the line is logged (when `log`)
 /// and the request counted at its end, when the request's `place` among
 /// those served at once is given back.
+/// `route` is what `path` parsed as.
 pub fn wrap(
     method: Method,
     path: String,
+    route: Option<&Route>,
     started: Instant,
     mut response: Response,
     place: Option<Place>,
@@ -58,12 +60,11 @@ pub fn wrap(
     response
         .headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
-    let route = routes::parse(&path).ok().flatten();
     let line = Line {
         log,
-        route: route.as_ref().map_or("other", Route::name),
+        route: route.map_or("other", Route::name),
         status: response.status().as_u16(),
-        repository: route.as_ref().and_then(Route::repository).map(str::to_string),
+        repository: route.and_then(Route::repository).map(str::to_string),
         digest: response
             .headers()
             .get("docker-content-digest")

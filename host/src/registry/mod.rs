@@ -275,7 +275,8 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
         Ok(place) => place,
         Err(refused) => {
             let response = refused.into_response();
-            return access_log::wrap(method, path, started, response, None, registry.options.access_log);
+            let log = registry.options.access_log;
+            return access_log::wrap(method, path, route.as_ref(), started, response, None, log);
         }
     };
     // The calls of one request share a plugin instance.
@@ -293,7 +294,8 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
         None => handled.await,
     };
     let response = outcome.unwrap_or_else(IntoResponse::into_response);
-    access_log::wrap(method, path, started, response, place, registry.options.access_log)
+    let log = registry.options.access_log;
+    access_log::wrap(method, path, route.as_ref(), started, response, place, log)
 }
 
 /// Who is asking.
