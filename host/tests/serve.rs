@@ -672,6 +672,34 @@ fn skopeo(dir: &Path, args: &[&str]) -> Output {
     output
 }
 
+/// An OCI layout under `dir` holding one image `v1` (a config and
+/// `layer`): the `oci:` reference skopeo copies from, and the config.
+fn oci_layout(dir: &Path, layer: &[u8]) -> (String, Vec<u8>) {
+    let source = dir.join("source");
+    std::fs::create_dir_all(source.join("blobs/sha256")).expect("layout");
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let mut descriptors = Vec::new();
+    for content in [&config[..], layer] {
+        let digest = sha256_hex(content);
+        std::fs::write(source.join(format!("blobs/sha256/{digest}")), content).expect("blob");
+        descriptors.push(format!("\"digest\":\"sha256:{digest}\",\"size\":{}", content.len()));
+    }
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json",{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar",{}}}]}}"#,
+        descriptors[0], descriptors[1]
+    );
+    let manifest_digest = sha256_hex(manifest.as_bytes());
+    std::fs::write(source.join(format!("blobs/sha256/{manifest_digest}")), &manifest).expect("manifest");
+    std::fs::write(source.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_digest}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#,
+        manifest.len()
+    );
+    std::fs::write(source.join("index.json"), index).expect("index");
+    let from = format!("oci:{}:v1", source.display());
+    (from, config)
+}
+
 /// `auth.htpasswd`: every `/v2/` request without valid credentials is 401
 /// with the Basic challenge, `/healthz` is not; skopeo logs in to push and
 /// pull; failed logins are logged with the user, never the password; a
@@ -739,29 +767,7 @@ fn htpasswd_auth_lets_in_only_its_users() {
     // A real client: skopeo pushes with credentials, pulls with them, and
     // is refused without.
     let work = storage.dir.path();
-    let source = work.join("source");
-    std::fs::create_dir_all(source.join("blobs/sha256")).expect("layout");
-    let layer = b"layer behind a login".to_vec();
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
-    let mut descriptors = Vec::new();
-    for content in [&config, &layer] {
-        let digest = sha256_hex(content);
-        std::fs::write(source.join(format!("blobs/sha256/{digest}")), content).expect("blob");
-        descriptors.push(format!("\"digest\":\"sha256:{digest}\",\"size\":{}", content.len()));
-    }
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json",{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar",{}}}]}}"#,
-        descriptors[0], descriptors[1]
-    );
-    let manifest_digest = sha256_hex(manifest.as_bytes());
-    std::fs::write(source.join(format!("blobs/sha256/{manifest_digest}")), &manifest).expect("manifest");
-    std::fs::write(source.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
-    let index = format!(
-        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_digest}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#,
-        manifest.len()
-    );
-    std::fs::write(source.join("index.json"), index).expect("index");
-    let from = format!("oci:{}:v1", source.display());
+    let (from, config) = oci_layout(work, b"layer behind a login");
     let to = format!("docker://{addr}/team/app:v1");
     let out = skopeo(work, &["copy", "--dest-tls-verify=false", &from, &to]);
     assert!(!out.status.success(), "pushed without credentials");
@@ -929,6 +935,201 @@ fn access_rules_grant_per_repository() {
         "library/alpine does not link it"
     );
     assert_eq!(mount(&alice, Some("secret/keys")), 201);
+}
+
+/// `auth.token`: every request without a good token is 401 with the
+/// Bearer challenge naming the scope it needs; skopeo gets tokens from the
+/// test's token server to push and pull; a reader's token pulls and does
+/// not push; bad tokens (none, unsigned, tampered, expired, another
+/// audience, another repository) are 401, never a 500.
+#[test]
+fn token_auth_takes_tokens_from_the_token_server() {
+    use common::token_server::{claims, TokenServer};
+    let storage = Storage::filesystem();
+    let work = storage.dir.path();
+    let policy = [
+        (
+            "alice",
+            ("wonderland", vec![("repository:team/", vec!["pull", "push", "delete"])]),
+        ),
+        ("reader", ("reads", vec![("repository:team/", vec!["pull"])])),
+    ]
+    .into_iter()
+    .collect();
+    let tokens = TokenServer::start(work, policy);
+    let server = start_with(&storage, &tokens.yaml(), |addr| {
+        request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(401)
+    });
+    let addr = server.addr.as_str();
+    let realm = &tokens.realm;
+    let challenge = |scope: &str| {
+        let scope = if scope.is_empty() {
+            String::new()
+        } else {
+            format!(",scope=\"{scope}\"")
+        };
+        format!("Bearer realm=\"{realm}\",service=\"berth-test\"{scope}")
+    };
+    for (method, path, scope) in [
+        ("GET", "/v2/", ""),
+        ("GET", "/v2/_catalog", "registry:catalog:*"),
+        ("GET", "/v2/team/app/manifests/v1", "repository:team/app:pull"),
+        ("POST", "/v2/team/app/blobs/uploads/", "repository:team/app:pull,push"),
+        (
+            "DELETE",
+            "/v2/team/app/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "repository:team/app:delete",
+        ),
+    ] {
+        let reply = request(addr, method, path, &[], b"").expect("an answer");
+        assert_eq!(reply.status, 401, "{method} {path}");
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(challenge(scope).as_str()),
+            "{method} {path}"
+        );
+        assert!(String::from_utf8_lossy(&reply.body).contains("UNAUTHORIZED"));
+    }
+
+    let bearer = |token: &str| format!("Bearer {token}");
+    let grant =
+        |name: &str, actions: &[&str]| serde_json::json!([{"type": "repository", "name": name, "actions": actions}]);
+    let signer = tokens.signer();
+    let pull_app = signer.sign(&claims("alice", grant("team/app", &["pull"])));
+    let tags = "/v2/team/app/tags/list";
+    let with = |token: &str| vec![("Authorization".to_string(), bearer(token))];
+    let get = |path: &str, headers: &[(String, String)]| {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        request(addr, "GET", path, &headers, b"").expect("an answer")
+    };
+    assert_eq!(
+        get(tags, &with(&pull_app)).status,
+        404,
+        "a good token reaches the repository"
+    );
+    assert_eq!(get("/v2/", &with(&pull_app)).status, 200);
+    // The same token on another repository, or for the catalog: the client
+    // is told to fetch one with the scope.
+    let other = get("/v2/team/other/tags/list", &with(&pull_app));
+    assert_eq!(other.status, 401);
+    assert!(
+        other
+            .header("www-authenticate")
+            .unwrap()
+            .ends_with(",error=\"insufficient_scope\""),
+        "{:?}",
+        other.head
+    );
+    assert_eq!(get("/v2/_catalog", &with(&pull_app)).status, 401);
+    let catalog = signer.sign(&claims(
+        "alice",
+        serde_json::json!([{"type": "registry", "name": "catalog", "actions": ["*"]}]),
+    ));
+    assert_eq!(get("/v2/_catalog", &with(&catalog)).status, 200);
+
+    let mut expired = claims("alice", grant("team/app", &["pull"]));
+    expired["exp"] = serde_json::json!(jsonwebtoken::get_current_timestamp() - 600);
+    let mut elsewhere = claims("alice", grant("team/app", &["pull"]));
+    elsewhere["aud"] = serde_json::json!("another-registry");
+    let (signed, signature) = pull_app.rsplit_once('.').expect("a JWT");
+    let header = signed.split('.').next().expect("a header");
+    let b64 = |value: serde_json::Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    };
+    let widened = b64(claims("alice", grant("team/app", &["pull", "push", "delete"])));
+    let unsigned = format!(
+        "{}.{}.",
+        b64(serde_json::json!({"alg": "none"})),
+        b64(claims("alice", grant("team/app", &["pull"])))
+    );
+    for authorization in [
+        bearer(&signer.sign(&expired)),
+        bearer(&signer.sign(&elsewhere)),
+        bearer(&format!("{header}.{widened}.{signature}")),
+        bearer(&unsigned),
+        bearer("not-a-jwt"),
+        "Bearer".to_string(),
+        basic("alice", "wonderland"),
+    ] {
+        let reply = get(tags, &[("Authorization".to_string(), authorization.clone())]);
+        assert_eq!(reply.status, 401, "{authorization}");
+        assert!(
+            reply.header("www-authenticate").unwrap().starts_with("Bearer realm="),
+            "{authorization}"
+        );
+    }
+    let log = server.log_text();
+    assert!(
+        log.contains("refused a bearer token") && log.contains("ExpiredSignature"),
+        "{log}"
+    );
+
+    // Real clients: skopeo logs in at the token server to push and pull;
+    // the reader pulls and may not push.
+    let (from, config) = oci_layout(work, b"layer behind a token");
+    let to = format!("docker://{addr}/team/app:v1");
+    let out = skopeo(
+        work,
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "alice:wonderland",
+            &from,
+            &to,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled = work.join("pulled");
+    let into = format!("dir:{}", pulled.display());
+    let out = skopeo(
+        work,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            "reader:reads",
+            &to,
+            &into,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pulled.join(sha256_hex(&config)).exists(), "the config was pulled");
+    let again = format!("docker://{addr}/team/copy:v1");
+    let out = skopeo(
+        work,
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "reader:reads",
+            &from,
+            &again,
+        ],
+    );
+    assert!(!out.status.success(), "the reader pushed");
+    let out = skopeo(
+        work,
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "mallory:guess",
+            &from,
+            &again,
+        ],
+    );
+    assert!(!out.status.success(), "an unknown user pushed");
+    assert!(tokens.issued() >= 2, "skopeo did not use the token server");
 }
 
 /// The head of a monolithic push of `data` and its first `sent` bytes, on a

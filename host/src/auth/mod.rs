@@ -1,10 +1,13 @@
 //! Who is asking, and what they may do: the `auth` section. Users prove
-//! who they are with htpasswd (HTTP Basic; a configuration asking for
-//! another scheme does not load); `auth.access` says what each may do to
-//! which repository, and what callers without credentials may.
+//! who they are with htpasswd (HTTP Basic), and `auth.access` says what
+//! each may do to which repository and what callers without credentials
+//! may; or they bring a bearer token from a token server (`auth.token`),
+//! whose `access` claim says what it grants. A configuration asking for
+//! another scheme does not load.
 
 mod access;
 mod htpasswd;
+mod token;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,97 +15,288 @@ use std::path::Path;
 use axum::http::{header, HeaderMap};
 use base64::Engine as _;
 
+use crate::config::AuthConfig;
 pub use access::{AccessConfig, Action};
 use htpasswd::Htpasswd;
+use token::{Grant, Tokens};
 
 /// How requests prove who they are, and what they may do.
 pub struct Auth {
-    realm: String,
-    users: Htpasswd,
-    /// `None`: every user may do everything, anonymous callers nothing.
-    access: Option<AccessConfig>,
+    scheme: Scheme,
+}
+
+enum Scheme {
+    Basic {
+        realm: String,
+        users: Htpasswd,
+        /// `None`: every user may do everything, anonymous callers nothing.
+        access: Option<AccessConfig>,
+    },
+    Token {
+        realm: Realm,
+        service: String,
+        tokens: Tokens,
+    },
+}
+
+/// Where clients get tokens.
+pub enum Realm {
+    /// `auth.token.realm`.
+    Fixed(String),
+    /// `auth.token.autoredirect`: this path on the host the client asked
+    /// (`https://<Host><path>`), for a token server behind the same name.
+    SameHost(String),
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field("realm", &self.realm)
-            .finish_non_exhaustive()
+        let scheme = match self.scheme {
+            Scheme::Basic { .. } => "htpasswd",
+            Scheme::Token { .. } => "token",
+        };
+        f.debug_struct("Auth").field("scheme", &scheme).finish_non_exhaustive()
     }
 }
 
-/// A request without valid credentials: answer 401 with this challenge.
+/// What a request needs, for the check and for the challenge naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// `/v2/`: only to be someone the registry accepts.
+    Login,
+    /// `/v2/_catalog`.
+    Catalog,
+    /// An action on a repository.
+    Repository(&'a str, Action),
+}
+
+/// Who is asking, once their credentials (if any) were checked.
+#[derive(Debug, Default)]
+pub struct Identity {
+    /// The htpasswd user, or a token's subject; `None`: anonymous.
+    user: Option<String>,
+    /// A verified token's grants; `None`: no token.
+    grants: Option<Vec<Grant>>,
+}
+
+/// Why a request is refused.
 #[derive(Debug)]
-pub struct Challenge {
-    /// The `WWW-Authenticate` value.
-    pub www_authenticate: String,
-    /// Why, for the client: never which of user or password was wrong.
-    pub message: &'static str,
+pub enum Refusal {
+    /// 401: no, bad or insufficient credentials; `www_authenticate` says
+    /// how to get good ones.
+    Unauthorized { www_authenticate: String, message: String },
+    /// 403 `DENIED`: a known user who may not do this.
+    Denied(String),
 }
 
 impl Auth {
+    /// The `auth` section's scheme with its files read, `None` without
+    /// one; the error is the field whose file is unusable, and why.
+    pub fn from_config(config: &AuthConfig) -> Result<Option<Auth>, (&'static str, String)> {
+        if let Some(htpasswd) = &config.htpasswd {
+            let auth = Auth::htpasswd(&htpasswd.realm, &htpasswd.path, config.access.clone())
+                .map_err(|why| ("auth.htpasswd.path", why))?;
+            return Ok(Some(auth));
+        }
+        let Some(token) = &config.token else {
+            return Ok(None);
+        };
+        let (roots, jwks) = (token.rootcertbundle.as_deref(), token.jwks.as_deref());
+        let tokens = Tokens::open(&token.issuer, &token.service, roots, jwks).map_err(|why| ("auth.token", why))?;
+        Ok(Some(Auth {
+            scheme: Scheme::Token {
+                realm: token.realm(),
+                service: token.service.clone(),
+                tokens,
+            },
+        }))
+    }
+
     /// htpasswd auth with `realm` over the file at `path`; the error names
     /// the file, or the line of an entry that is not bcrypt.
     pub fn htpasswd(realm: &str, path: &Path, access: Option<AccessConfig>) -> Result<Auth, String> {
+        let users = Htpasswd::open(path)?;
         Ok(Auth {
-            realm: realm.to_string(),
-            users: Htpasswd::open(path)?,
-            access,
+            scheme: Scheme::Basic {
+                realm: realm.to_string(),
+                users,
+                access,
+            },
         })
     }
 
-    /// The user `headers` prove to be (`None` without credentials), or the
-    /// challenge to answer bad ones with. Failed logins are logged with the
-    /// user name and `client`, never the password.
-    pub async fn authenticate(
+    /// Who `headers` prove to be, once they may do what `scope` needs; or
+    /// why not. Failed logins and bad tokens are logged with the user name
+    /// (if any) and `client`, never the password or the token.
+    pub async fn check(
         &self,
         headers: &HeaderMap,
         client: Option<SocketAddr>,
-    ) -> Result<Option<String>, Challenge> {
+        scope: Scope<'_>,
+    ) -> Result<Identity, Refusal> {
         let client = client.map_or_else(|| "unknown".to_string(), |addr| addr.to_string());
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Ok(None);
+        let authorization = headers.get(header::AUTHORIZATION).map(|value| value.as_bytes());
+        let identity = match &self.scheme {
+            Scheme::Basic { users, .. } => {
+                let Some(value) = authorization else {
+                    return self.anonymous(headers, scope);
+                };
+                let Some((user, password)) = basic_credentials(value) else {
+                    tracing::info!(%client, "refused a request whose Authorization header is not HTTP Basic credentials");
+                    return Err(self.unauthorized(
+                        headers,
+                        scope,
+                        None,
+                        "the Authorization header is not valid Basic credentials",
+                    ));
+                };
+                if !users.verify(&user, &password).await {
+                    tracing::warn!(user = %user, %client, "failed login: unknown user or wrong password");
+                    return Err(self.unauthorized(headers, scope, None, "unknown user or wrong password"));
+                }
+                Identity {
+                    user: Some(user),
+                    grants: None,
+                }
+            }
+            Scheme::Token { tokens, .. } => {
+                let Some(token) = authorization.and_then(bearer_token) else {
+                    return self.anonymous(headers, scope);
+                };
+                let claims = tokens.verify(token).map_err(|why| {
+                    tracing::warn!(%client, %why, "refused a bearer token");
+                    self.unauthorized(headers, scope, Some("invalid_token"), "the bearer token is not valid")
+                })?;
+                let user = (!claims.sub.is_empty()).then_some(claims.sub);
+                Identity {
+                    user,
+                    grants: Some(claims.access),
+                }
+            }
         };
-        let Some((user, password)) = basic_credentials(value.as_bytes()) else {
-            tracing::info!(%client, "refused a request whose Authorization header is not HTTP Basic credentials");
-            return Err(self.challenge("the Authorization header is not valid Basic credentials"));
-        };
-        if self.users.verify(&user, &password).await {
-            return Ok(Some(user));
+        if self.may(&identity, scope) {
+            return Ok(identity);
         }
-        tracing::warn!(user = %user, %client, "failed login: unknown user or wrong password");
-        Err(self.challenge("unknown user or wrong password"))
+        match (&self.scheme, &identity.user, scope) {
+            (Scheme::Basic { .. }, Some(user), Scope::Repository(repository, action)) => Err(Refusal::Denied(format!(
+                "{user} may not {} {repository}",
+                action.verb()
+            ))),
+            // A token that lacks the scope: the client asks for a new one.
+            _ => Err(self.unauthorized(
+                headers,
+                scope,
+                Some("insufficient_scope"),
+                "the token does not grant this",
+            )),
+        }
     }
 
-    /// Whether `user` (`None`: anonymous) may take `action` on
-    /// `repository`.
-    pub fn allows(&self, user: Option<&str>, repository: &str, action: Action) -> bool {
-        match &self.access {
-            None => user.is_some(),
-            Some(access) => access.allowed(user, repository).contains(&action),
+    /// A caller without credentials: let in where anonymous callers may
+    /// do what `scope` needs, otherwise asked to log in.
+    fn anonymous(&self, headers: &HeaderMap, scope: Scope<'_>) -> Result<Identity, Refusal> {
+        let identity = Identity::default();
+        if self.may(&identity, scope) {
+            return Ok(identity);
+        }
+        Err(self.unauthorized(headers, scope, None, "authentication required"))
+    }
+
+    /// Whether `identity` may do what `scope` needs.
+    pub fn may(&self, identity: &Identity, scope: Scope<'_>) -> bool {
+        let user = identity.user.as_deref();
+        match &self.scheme {
+            Scheme::Basic { access, .. } => match (scope, access) {
+                (Scope::Login | Scope::Catalog, _) => {
+                    user.is_some() || access.as_ref().is_some_and(AccessConfig::admits_anonymous)
+                }
+                (Scope::Repository(..), None) => user.is_some(),
+                (Scope::Repository(repository, action), Some(access)) => {
+                    access.allowed(user, repository).contains(&action)
+                }
+            },
+            Scheme::Token { .. } => {
+                let Some(grants) = &identity.grants else {
+                    return false;
+                };
+                let granted =
+                    |kind: &str, name: &str, action: &str| grants.iter().any(|g| g.grants(kind, name, action));
+                match scope {
+                    Scope::Login => true,
+                    Scope::Catalog => granted("registry", "catalog", "*"),
+                    // distribution's rule: a write needs pull and push.
+                    Scope::Repository(name, Action::Push) => {
+                        granted("repository", name, "pull") && granted("repository", name, "push")
+                    }
+                    Scope::Repository(name, action) => granted("repository", name, action.verb()),
+                }
+            }
         }
     }
 
-    /// Whether anonymous callers may do anything at all, so that `/v2/`
-    /// and the catalog answer them.
-    pub fn admits_anonymous(&self) -> bool {
-        self.access.as_ref().is_some_and(AccessConfig::admits_anonymous)
+    /// Whether the catalog shows `repository` to `identity`, who may read
+    /// the catalog: with htpasswd, the repositories they may pull; a token
+    /// granting the catalog shows all of them, as distribution does.
+    pub fn lists(&self, identity: &Identity, repository: &str) -> bool {
+        match self.scheme {
+            Scheme::Basic { .. } => self.may(identity, Scope::Repository(repository, Action::Pull)),
+            Scheme::Token { .. } => true,
+        }
     }
 
     /// Whether repositories' permissions differ, so that a blob mount must
     /// name a repository the caller may pull from.
     pub fn restricts_repositories(&self) -> bool {
-        self.access.is_some()
-    }
-
-    /// The challenge to a request that needs credentials it did not send.
-    pub fn challenge(&self, message: &'static str) -> Challenge {
-        let realm = self.realm.replace(['\\', '"'], "");
-        Challenge {
-            www_authenticate: format!("Basic realm=\"{realm}\""),
-            message,
+        match &self.scheme {
+            Scheme::Basic { access, .. } => access.is_some(),
+            Scheme::Token { .. } => true,
         }
     }
+
+    /// The 401 for a request needing `scope`: a Basic challenge, or a
+    /// Bearer one naming the realm, the service, the scope and, for a bad
+    /// token, `error`.
+    fn unauthorized(&self, headers: &HeaderMap, scope: Scope<'_>, error: Option<&str>, message: &str) -> Refusal {
+        let quoted = |text: &str| text.replace(['\\', '"'], "");
+        let www_authenticate = match &self.scheme {
+            Scheme::Basic { realm, .. } => format!("Basic realm=\"{}\"", quoted(realm)),
+            Scheme::Token { realm, service, .. } => {
+                let realm = match realm {
+                    Realm::Fixed(realm) => realm.clone(),
+                    Realm::SameHost(path) => {
+                        let host = headers
+                            .get(header::HOST)
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or("localhost");
+                        format!("https://{host}{path}")
+                    }
+                };
+                let mut challenge = format!("Bearer realm=\"{}\",service=\"{}\"", quoted(&realm), quoted(service));
+                let scope = match scope {
+                    Scope::Login => None,
+                    Scope::Catalog => Some("registry:catalog:*".to_string()),
+                    Scope::Repository(name, Action::Push) => Some(format!("repository:{name}:pull,push")),
+                    Scope::Repository(name, action) => Some(format!("repository:{name}:{}", action.verb())),
+                };
+                if let Some(scope) = scope {
+                    challenge.push_str(&format!(",scope=\"{scope}\""));
+                }
+                if let Some(error) = error {
+                    challenge.push_str(&format!(",error=\"{error}\""));
+                }
+                challenge
+            }
+        };
+        Refusal::Unauthorized {
+            www_authenticate,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The token of `Bearer <token>`.
+fn bearer_token(value: &[u8]) -> Option<&str> {
+    let (scheme, token) = std::str::from_utf8(value).ok()?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The user and password of `Basic <base64 of user:password>`.

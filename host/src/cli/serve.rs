@@ -75,14 +75,12 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         Err(err) => return Ok(config_error(&format!("storage.{driver_name}: {err}"))),
     };
     let mut options = registry_options(&config);
-    if let Some(htpasswd) = &config.auth.htpasswd {
-        match Auth::htpasswd(&htpasswd.realm, &htpasswd.path, config.auth.access.clone()) {
-            Ok(auth) => options.auth = Some(Arc::new(auth)),
-            Err(why) => return Ok(config_error(&format!("auth.htpasswd.path: {why}"))),
-        }
-        if tls.is_none() {
-            tracing::warn!("auth.htpasswd on plain HTTP: passwords cross the network readable; set http.tls");
-        }
+    match Auth::from_config(&config.auth) {
+        Ok(auth) => options.auth = auth.map(Arc::new),
+        Err((field, why)) => return Ok(config_error(&format!("{field}: {why}"))),
+    }
+    if options.auth.is_some() && tls.is_none() {
+        tracing::warn!("auth on plain HTTP: passwords and tokens cross the network readable; set http.tls");
     }
     let registry = Registry::new(driver.clone(), options);
     if let Some(age) = registry.options().upload_purge_age {

@@ -15,15 +15,9 @@ use super::{default_data_dir, Config, ConfigError, ListenAddr, Loaded, Net};
 /// configuration with any of them does not load. (path, what to do.)
 const REFUSED: &[(&str, &str)] = &[
     (
-        "auth.token",
-        "Berth does not implement token auth yet, and without it every client could push, \
-         overwrite and delete anonymously; use `auth.htpasswd`, \
-         or keep the registry behind a proxy that authenticates",
-    ),
-    (
         "auth.silly",
         "Berth does not implement distribution's `silly` auth, which is for development only; \
-         use `auth.htpasswd`",
+         use `auth.htpasswd` or `auth.token`",
     ),
     (
         "middleware",
@@ -379,10 +373,44 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
         );
         return Err(invalid("http.prefix", why));
     }
+    if let Some(token) = &config.auth.token {
+        if config.auth.htpasswd.is_some() {
+            let why = "a registry takes one auth scheme: keep auth.htpasswd or auth.token".to_string();
+            return Err(invalid("auth", why));
+        }
+        for (key, value, what) in [
+            (
+                "realm",
+                &token.realm,
+                "the token server's URL (`https://auth.example.com/token`)",
+            ),
+            (
+                "service",
+                &token.service,
+                "this registry's name, which tokens carry in `aud`",
+            ),
+            (
+                "issuer",
+                &token.issuer,
+                "the token server's name, which tokens carry in `iss`",
+            ),
+        ] {
+            if value.trim().is_empty() && !(key == "realm" && token.autoredirect) {
+                return Err(invalid(&format!("auth.token.{key}"), format!("set it to {what}")));
+            }
+        }
+        if token.rootcertbundle.is_none() && token.jwks.is_none() {
+            let why = "tokens could not be verified: set rootcertbundle (PEM certificates) or jwks (a JWKS file)";
+            return Err(invalid("auth.token.rootcertbundle", why.into()));
+        }
+    }
     if let Some(access) = &config.auth.access {
         if config.auth.htpasswd.is_none() {
-            let why = "the rules name htpasswd users: set auth.htpasswd too".to_string();
-            return Err(invalid("auth.access", why));
+            let why = match config.auth.token {
+                Some(_) => "with auth.token the token's `access` claim decides: remove auth.access",
+                None => "the rules name htpasswd users: set auth.htpasswd too",
+            };
+            return Err(invalid("auth.access", why.to_string()));
         }
         access.check().map_err(|(key, why)| invalid(&key, why))?;
     }

@@ -331,6 +331,8 @@ pub struct RequestLimitConfig {
 pub struct AuthConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub htpasswd: Option<HtpasswdConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenConfig>,
     /// Berth's own: per-repository permissions of htpasswd users.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<crate::auth::AccessConfig>,
@@ -344,6 +346,44 @@ pub struct HtpasswdConfig {
     pub realm: String,
     /// The htpasswd file; read again when it changes.
     pub path: PathBuf,
+}
+
+/// `auth.token`: bearer tokens from a token server (the Docker registry
+/// token specification), verified here.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The token server's URL, sent in the challenge.
+    pub realm: String,
+    /// This registry's name: tokens must have it in `aud`.
+    pub service: String,
+    /// Tokens must have it in `iss`.
+    pub issuer: String,
+    /// PEM root certificates: a token's `x5c` chain must end at one, or
+    /// its `kid` name one's key (libtrust key ID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootcertbundle: Option<PathBuf>,
+    /// A JWKS file: a token's `kid` may name one of its keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<PathBuf>,
+    /// Send clients to `https://<the Host they asked><autoredirectpath>`
+    /// instead of `realm`.
+    #[serde(deserialize_with = "de::flag")]
+    pub autoredirect: bool,
+    /// The token path on the registry's own host; default `/auth/token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoredirectpath: Option<String>,
+}
+
+impl TokenConfig {
+    /// What the challenge sends clients to.
+    pub fn realm(&self) -> crate::auth::Realm {
+        if self.autoredirect {
+            let path = self.autoredirectpath.as_deref().unwrap_or("/auth/token");
+            return crate::auth::Realm::SameHost(path.to_string());
+        }
+        crate::auth::Realm::Fixed(self.realm.clone())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -646,14 +646,62 @@ fn a_config_serialises_to_what_reads_back_the_same() {
 }
 
 #[test]
+fn token_auth_needs_its_names_and_a_key() {
+    let token = |fields: &str| format!("{FILESYSTEM}auth:\n  token:\n{fields}");
+    let complete = "    realm: https://auth.example.com/token\n    service: registry\n    issuer: auth\n    jwks: /etc/jwks.json\n";
+    let Loaded { config, .. } = ok(&token(complete), &[]);
+    let parsed = config.auth.token.expect("auth.token");
+    assert_eq!(parsed.jwks.as_deref(), Some(Path::new("/etc/jwks.json")));
+    for (fields, key, words) in [
+        (
+            "    service: registry\n    issuer: auth\n    jwks: /j\n",
+            "auth.token.realm",
+            "token server's URL",
+        ),
+        (
+            "    realm: https://a/t\n    issuer: auth\n    jwks: /j\n",
+            "auth.token.service",
+            "`aud`",
+        ),
+        (
+            "    realm: https://a/t\n    service: registry\n    jwks: /j\n",
+            "auth.token.issuer",
+            "`iss`",
+        ),
+        (
+            "    realm: https://a/t\n    service: registry\n    issuer: auth\n",
+            "auth.token.rootcertbundle",
+            "jwks",
+        ),
+    ] {
+        let (found, message) = invalid(&token(fields), &[]);
+        assert_eq!(found, key, "{message}");
+        assert!(message.contains(words), "{message}");
+    }
+    // autoredirect makes the realm the registry's own host.
+    ok(
+        &token("    autoredirect: true\n    service: registry\n    issuer: auth\n    jwks: /j\n"),
+        &[],
+    );
+    // One scheme at a time, and the token's claims decide access.
+    let both = format!("{}  htpasswd:\n    realm: r\n    path: /h\n", token(complete));
+    assert_eq!(invalid(&both, &[]).0, "auth");
+    let access = format!("{}  access:\n    repositories: []\n", token(complete));
+    let (key, message) = invalid(&access, &[]);
+    assert_eq!(key, "auth.access");
+    assert!(message.contains("`access` claim"), "{message}");
+    // From the environment, the missing field is named with its variable.
+    let (key, message) = invalid(FILESYSTEM, &[("REGISTRY_AUTH_TOKEN_REALM", "https://a/token")]);
+    assert_eq!(key, "auth.token.service", "{message}");
+}
+
+#[test]
 fn settings_whose_absence_is_unsafe_are_refused_by_name() {
-    let auth = "auth:\n  token:\n    realm: https://auth.example.com/token\n    service: registry\n";
     let letsencrypt = "http:\n  tls:\n    letsencrypt:\n      cachefile: /c\n";
     let urls = "validation:\n  manifests:\n    urls:\n      allow: ['^https://']\n";
     let middleware = "middleware:\n  storage:\n    - name: cloudfront\n";
     let ciphers = "http:\n  tls:\n    ciphersuites: [TLS_AES_128_GCM_SHA256]\n";
     for (extra, key, words) in [
-        (auth, "auth.token", "anonymously"),
         ("auth:\n  silly:\n    realm: r\n", "auth.silly", "development"),
         (letsencrypt, "http.tls.letsencrypt", "http.tls.certificate"),
         (urls, "validation.manifests.urls", "foreign layer"),
@@ -666,9 +714,6 @@ fn settings_whose_absence_is_unsafe_are_refused_by_name() {
         assert_eq!(found, key);
         assert!(message.contains(words), "{message}");
     }
-    let (key, message) = invalid(FILESYSTEM, &[("REGISTRY_AUTH_TOKEN_REALM", "https://a/token")]);
-    assert_eq!(key, "auth.token");
-    assert!(message.ends_with("(from REGISTRY_AUTH_TOKEN_REALM)"), "{message}");
     // An empty section asks for nothing; the harmless `validation` keys warn.
     ok(&format!("{FILESYSTEM}auth: {{}}\nmiddleware:\n"), &[]);
     let Loaded { warnings, .. } = ok(&format!("{FILESYSTEM}validation:\n  disabled: true\n"), &[]);

@@ -38,7 +38,7 @@ use axum::http::{header, request::Parts, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::auth::{Action, Auth};
+use crate::auth::{Action, Auth, Identity, Refusal, Scope};
 use crate::plugin::one_instance_per_request;
 use crate::storage::StorageDriver;
 use crate::store::{self, Purged, Store, StoreError};
@@ -132,57 +132,27 @@ impl Registry {
         &self.store
     }
 
-    /// Who is asking: bad credentials are 401 with the challenge.
-    async fn authenticate(&self, parts: &Parts) -> Result<Caller> {
+    /// Who is asking, once they may do what `scope` needs (always
+    /// without `auth`): 401 with the challenge to missing, bad or
+    /// insufficient credentials, 403 `DENIED` to a user who may not.
+    async fn check(&self, parts: &Parts, scope: Scope<'_>) -> Result<Identity> {
         let Some(auth) = &self.options.auth else {
-            return Ok(Caller { user: None });
+            return Ok(Identity::default());
         };
         let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
-        match auth.authenticate(&parts.headers, client).await {
-            // Nothing is open to anonymous callers: every `/v2/` path
-            // asks them to log in, whatever it is.
-            Ok(None) if !auth.admits_anonymous() && parts.uri.path().starts_with("/v2") => {
-                Err(unauthorized(auth, "authentication required"))
-            }
-            Ok(user) => Ok(Caller { user }),
-            Err(challenge) => Err(unauthorized(auth, challenge.message)),
-        }
+        auth.check(&parts.headers, client, scope)
+            .await
+            .map_err(|refusal| match refusal {
+                Refusal::Unauthorized {
+                    www_authenticate,
+                    message,
+                } => RegistryError::new(ErrorCode::Unauthorized, message)
+                    .with_header(header::WWW_AUTHENTICATE, &www_authenticate),
+                Refusal::Denied(message) => RegistryError::new(ErrorCode::Denied, message),
+            })
     }
 
-    /// Refuses what `caller` may not do on `route`, when `auth` is
-    /// configured: 401 with the challenge to a caller without credentials
-    /// (on `/v2/` too, so that clients know to log in), 403 `DENIED` to a
-    /// user.
-    fn authorize(&self, caller: &Caller, route: &Route, method: &Method) -> Result<()> {
-        let Some(auth) = &self.options.auth else {
-            return Ok(());
-        };
-        let Some(repository) = route.repository() else {
-            // `/v2/` and the catalog, which lists only what the caller may
-            // pull.
-            if caller.user.is_some() || auth.admits_anonymous() {
-                return Ok(());
-            }
-            return Err(unauthorized(auth, "authentication required"));
-        };
-        let action = match (route, method) {
-            (_, &Method::GET | &Method::HEAD) => Action::Pull,
-            (Route::Blob { .. } | Route::Manifest { .. }, &Method::DELETE) => Action::Delete,
-            _ => Action::Push,
-        };
-        if auth.allows(caller.user.as_deref(), repository, action) {
-            return Ok(());
-        }
-        match &caller.user {
-            None => Err(unauthorized(auth, "authentication required")),
-            Some(user) => Err(RegistryError::new(
-                ErrorCode::Denied,
-                format!("{user} may not {} {repository}", action.verb()),
-            )),
-        }
-    }
-
-    /// Whether permissions differ by repository (`auth.access`).
+    /// Whether permissions differ by repository (`auth.access`, tokens).
     fn restricts_repositories(&self) -> bool {
         self.options
             .auth
@@ -191,30 +161,35 @@ impl Registry {
     }
 
     /// Whether `caller` may pull from `repository` (always, without auth).
-    fn may_pull(&self, caller: &Caller, repository: &str) -> bool {
+    fn may_pull(&self, caller: &Identity, repository: &str) -> bool {
         self.options
             .auth
             .as_ref()
-            .is_none_or(|auth| auth.allows(caller.user.as_deref(), repository, Action::Pull))
+            .is_none_or(|auth| auth.may(caller, Scope::Repository(repository, Action::Pull)))
+    }
+
+    /// Whether the catalog shows `repository` to `caller`.
+    fn lists(&self, caller: &Identity, repository: &str) -> bool {
+        self.options
+            .auth
+            .as_ref()
+            .is_none_or(|auth| auth.lists(caller, repository))
     }
 
     async fn handle(&self, parts: Parts, body: Body) -> Result<Response> {
-        let caller = self.authenticate(&parts).await?;
         let route = match routes::parse(parts.uri.path()) {
             Ok(Some(route)) => route,
             Ok(None) => return Ok(StatusCode::NOT_FOUND.into_response()),
-            // A reference that cannot be a tag names no manifest: reading or
-            // deleting one is MANIFEST_UNKNOWN, as the spec has for any
-            // manifest not found; only a PUT, which would create it, is
-            // refused as TAG_INVALID.
-            Err(err) if err.code() == ErrorCode::TagInvalid && parts.method != Method::PUT => {
-                return Err(RegistryError::new(ErrorCode::ManifestUnknown, err.message()));
+            // Who asks comes first: a caller who may not use the API at
+            // all learns nothing about the names it tries.
+            Err(err) => {
+                self.check(&parts, Scope::Login).await?;
+                return Err(err_of_route(err, &parts.method));
             }
-            Err(err) => return Err(err),
         };
-        let query = routes::parse_query(parts.uri.query());
         let method = parts.method.clone();
-        self.authorize(&caller, &route, &method)?;
+        let caller = self.check(&parts, scope_of(&route, &method)).await?;
+        let query = routes::parse_query(parts.uri.query());
         let writes = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
         if writes && self.options.read_only {
             return Err(RegistryError::new(
@@ -298,17 +273,31 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     access_log::wrap(method, path, route.as_ref(), started, response, place, log)
 }
 
-/// Who is asking.
-struct Caller {
-    /// `None`: no credentials (or no auth).
-    user: Option<String>,
+/// What `method` on `route` needs of the caller.
+fn scope_of<'a>(route: &'a Route, method: &Method) -> Scope<'a> {
+    let Some(repository) = route.repository() else {
+        return match route {
+            Route::Catalog => Scope::Catalog,
+            _ => Scope::Login,
+        };
+    };
+    let action = match (route, method) {
+        (_, &Method::GET | &Method::HEAD) => Action::Pull,
+        (Route::Blob { .. } | Route::Manifest { .. }, &Method::DELETE) => Action::Delete,
+        _ => Action::Push,
+    };
+    Scope::Repository(repository, action)
 }
 
-/// 401 `UNAUTHORIZED` with `auth`'s challenge.
-fn unauthorized(auth: &Auth, message: &'static str) -> RegistryError {
-    let challenge = auth.challenge(message);
-    RegistryError::new(ErrorCode::Unauthorized, challenge.message)
-        .with_header(header::WWW_AUTHENTICATE, &challenge.www_authenticate)
+/// The answer to a path that is no route: a reference that cannot be a
+/// tag names no manifest, so reading or deleting one is MANIFEST_UNKNOWN,
+/// as the spec has for any manifest not found; only a PUT, which would
+/// create it, is refused as TAG_INVALID.
+fn err_of_route(err: RegistryError, method: &Method) -> RegistryError {
+    if err.code() == ErrorCode::TagInvalid && method != Method::PUT {
+        return RegistryError::new(ErrorCode::ManifestUnknown, err.message());
+    }
+    err
 }
 
 /// `GET /v2/`: the API is here (and the caller may use it).

@@ -13,11 +13,11 @@ use super::blobs::docker_content_digest;
 use super::error::{ErrorCode, RegistryError, Result};
 use super::routes::check_name;
 use super::stream::body_to_writer;
-use super::{Caller, Query, Registry};
+use super::{Identity, Query, Registry};
 
 /// `POST`: mounts a blob from elsewhere, takes a whole blob at once
 /// (`?digest=`), or starts an upload for chunks.
-pub async fn start(registry: &Registry, caller: &Caller, name: &str, query: &Query, body: Body) -> Result<Response> {
+pub async fn start(registry: &Registry, caller: &Identity, name: &str, query: &Query, body: Body) -> Result<Response> {
     let store = registry.store();
     if let Some(mount) = query.get("mount") {
         let digest = Digest::parse(mount)?;

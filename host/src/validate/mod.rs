@@ -159,16 +159,25 @@ pub async fn validate_registry_config(
 ) -> Result<Vec<Finding>, ValidateError> {
     let input = validator_input(config, known_drivers, environment)?;
     let mut findings = run_validators(host, &input).await;
-    // The htpasswd file as serving reads it: present, readable, bcrypt.
-    if let Some(htpasswd) = &config.auth.htpasswd {
-        if let Err(why) = crate::auth::Auth::htpasswd(&htpasswd.realm, &htpasswd.path, None) {
-            findings.push(Finding {
-                field_path: "auth.htpasswd.path".into(),
-                severity: Severity::Error,
-                reason: "HtpasswdUnusable".into(),
-                message: format!("{why}; give an htpasswd file of bcrypt entries (`htpasswd -Bc FILE USER`)"),
-            });
-        }
+    // The auth files as serving reads them: an htpasswd file present and
+    // bcrypt, token keys present and parsable.
+    if let Err((field, why)) = crate::auth::Auth::from_config(&config.auth) {
+        let (reason, fix) = match field {
+            "auth.htpasswd.path" => (
+                "HtpasswdUnusable",
+                "give an htpasswd file of bcrypt entries (`htpasswd -Bc FILE USER`)",
+            ),
+            _ => (
+                "TokenKeysUnusable",
+                "give the token server's PEM root certificates or its JWKS",
+            ),
+        };
+        findings.push(Finding {
+            field_path: field.into(),
+            severity: Severity::Error,
+            reason: reason.into(),
+            message: format!("{why}; {fix}"),
+        });
     }
     // The driver's own check of its parameters, as starting it would do,
     // so `config validate` refuses what `serve` refuses; only when the

@@ -4,6 +4,7 @@
 pub mod kube;
 pub mod s3;
 pub mod signing;
+pub mod token_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
