@@ -641,7 +641,12 @@ fn bad_configurations_exit_with_status_2_and_name_the_field() {
         (
             "version: 0.1\nstorage:\n  inmemory: {}\n",
             &[("REGISTRY_AUTH_TOKEN_REALM", "https://auth.example.com/token")],
-            "REGISTRY_AUTH_TOKEN_REALM",
+            "auth.token.service",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\nauth:\n  token:\n    realm: https://a/token\n    service: s\n    issuer: i\n    jwks: /nonexistent/jwks.json\n",
+            &[],
+            "/nonexistent/jwks.json",
         ),
     ];
     for (config, env, field) in cases {
