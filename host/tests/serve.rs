@@ -827,6 +827,16 @@ fn htpasswd_auth_lets_in_only_its_users() {
         assert!(stored.status == 200 && stored.body == content, "{digest}");
     }
 
+    // podman and oras-py log in, push and pull; a wrong password stops
+    // each of them at the first request it makes.
+    use common::clients::{oras_round_trip, podman_round_trip};
+    podman_round_trip(addr, work, "team/podman", "alice", "wonderland").unwrap_or_else(|err| panic!("{err}"));
+    let refused = podman_round_trip(addr, work, "team/podman", "alice", "guess").expect_err("podman logged in");
+    assert!(refused.starts_with("podman login"), "{refused}");
+    oras_round_trip(addr, work, "team/oras", "alice", "wonderland", "basic").unwrap_or_else(|err| panic!("{err}"));
+    let refused = oras_round_trip(addr, work, "team/oras", "alice", "guess", "basic").expect_err("oras pushed");
+    assert!(refused.contains("UNAUTHORIZED"), "{refused}");
+
     // The file changes: bob is in, alice is out, without a restart.
     std::fs::write(&file, format!("bob:{}\n", hash("builder"))).expect("htpasswd");
     let bob = basic("bob", "builder");
@@ -1135,6 +1145,19 @@ fn token_auth_takes_tokens_from_the_token_server() {
     );
     assert!(!out.status.success(), "an unknown user pushed");
     assert!(tokens.issued() >= 2, "skopeo did not use the token server");
+
+    // podman and oras-py take tokens from the token server too; podman
+    // logs in as the reader but may not push.
+    use common::clients::{oras_round_trip, podman_round_trip};
+    let issued = tokens.issued();
+    podman_round_trip(addr, work, "team/podman", "alice", "wonderland").unwrap_or_else(|err| panic!("{err}"));
+    oras_round_trip(addr, work, "team/oras", "alice", "wonderland", "token").unwrap_or_else(|err| panic!("{err}"));
+    let refused = podman_round_trip(addr, work, "team/by-reader", "reader", "reads").expect_err("the reader pushed");
+    assert!(refused.starts_with("podman push"), "{refused}");
+    assert!(
+        tokens.issued() > issued + 2,
+        "podman and oras-py did not use the token server"
+    );
 }
 
 /// The head of a monolithic push of `data` and its first `sent` bytes, on a

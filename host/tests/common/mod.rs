@@ -1,6 +1,7 @@
 //! What several of the host's integration tests share.
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod clients;
 pub mod kube;
 pub mod s3;
 pub mod signing;
