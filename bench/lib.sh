@@ -98,10 +98,11 @@ wait_ready() {
     die "$1 did not answer $2 within 120 s; see $TMP/$1.log"
 }
 
-# start_pair ref-config ref-port berth-config berth-port: starts
+# start_pair ref-config ref-port berth-config berth-port [code]: starts
 # docker-registry and berth on their configurations (logs appended to
-# $TMP/docker-registry.log and $TMP/berth.log), waits until both answer /v2/,
-# and sets REF, REF_PID, BERTH_URL and BERTH_PID.
+# $TMP/docker-registry.log and $TMP/berth.log), waits until both answer /v2/
+# with code (200; 401 behind auth), and sets REF, REF_PID, BERTH_URL and
+# BERTH_PID.
 start_pair() {
     # docker-registry panics (LoadCustomCABundleError in its s3 driver) when
     # AWS_CA_BUNDLE is set, whatever the storage.
@@ -113,8 +114,8 @@ start_pair() {
     BERTH_PID=$!
     started "$BERTH_PID"
     BERTH_URL=http://127.0.0.1:$4
-    wait_ready docker-registry "$REF/v2/" "$REF_PID"
-    wait_ready berth "$BERTH_URL/v2/" "$BERTH_PID"
+    wait_ready docker-registry "$REF/v2/" "$REF_PID" "${5:-200}"
+    wait_ready berth "$BERTH_URL/v2/" "$BERTH_PID" "${5:-200}"
 }
 
 # ---- the client: curl -----------------------------------------------------

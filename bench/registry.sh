@@ -18,13 +18,13 @@ WRK_THREADS=${BENCH_WRK_THREADS:-2}
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 
 . "$(dirname "$0")/lib.sh"
-need_tools "apt-get install -y docker-registry wrk curl openssl" curl wrk docker-registry python3 sha256sum openssl dd
+need_tools "apt-get install -y docker-registry wrk apache2-utils curl openssl" curl wrk htpasswd docker-registry python3 sha256sum openssl dd
 bench_init berth-bench
 
 build_berth
 
 # ---- start both servers ---------------------------------------------------
-write_config() { # file rootdir port extra-log-lines extra-storage-lines
+write_config() { # file rootdir port extra-log-lines extra-storage-lines [extra-top-level-lines]
     cat >"$1" <<EOF
 version: 0.1
 log:
@@ -36,6 +36,7 @@ $5
     rootdirectory: $2
 http:
   addr: 127.0.0.1:$3
+${6:-}
 EOF
 }
 
@@ -101,10 +102,11 @@ for base in "$REF" "$BERTH_URL"; do
     cmp -s "$TMP/got.json" "$TMP/manifest.json" || die "GET manifest from $base returned other bytes"
 done
 
-# run_wrk base secs -> "requests/s p99_ms"
+# run_wrk base secs [header] -> "requests/s p99_ms"
 run_wrk() {
-    local out
-    out=$(wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$2s" --latency -H "Accept: $OCI_MANIFEST" "$1$MANIFEST_URL_PATH")
+    local out extra=()
+    [[ -n ${3:-} ]] && extra=(-H "$3")
+    out=$(wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$2s" --latency -H "Accept: $OCI_MANIFEST" "${extra[@]}" "$1$MANIFEST_URL_PATH")
     printf '%s\n' "$out" >"$TMP/wrk.out"
     if grep -q 'Non-2xx' <<<"$out"; then die "wrk against $1 saw non-2xx answers: $out"; fi
     awk '
@@ -113,21 +115,49 @@ run_wrk() {
         /^Requests\/sec:/ { rps = $2 }
         END { if (rps == "" || p99 == "") exit 1; printf "%s %.3f\n", rps, p99 }' <<<"$out"
 }
-run_wrk "$REF" 2 >/dev/null # warm-up, both
-run_wrk "$BERTH_URL" 2 >/dev/null
-c=$(cpu_ticks "$REF_PID")
-out=$(run_wrk "$REF" "$WRK_SECS")
-read -r REF_RPS REF_P99 <<<"$out"
-REF_WRK_CPU=$(($(cpu_ticks "$REF_PID") - c))
-cp "$TMP/wrk.out" "$TMP/wrk-ref.out"
-c=$(cpu_ticks "$BERTH_PID")
-out=$(run_wrk "$BERTH_URL" "$WRK_SECS")
-read -r BERTH_RPS BERTH_P99 <<<"$out"
-BERTH_WRK_CPU=$(($(cpu_ticks "$BERTH_PID") - c))
-cp "$TMP/wrk.out" "$TMP/wrk-berth.out"
+# measure_wrk name pid base [header]: warm-up, then a timed run; sets
+# name_RPS, name_P99 and name_WRK_CPU, and keeps the output as wrk-name.out.
+measure_wrk() {
+    local c out rps p99
+    run_wrk "$3" 2 "${4:-}" >/dev/null
+    c=$(cpu_ticks "$2")
+    out=$(run_wrk "$3" "$WRK_SECS" "${4:-}")
+    read -r rps p99 <<<"$out"
+    printf -v "$1_RPS" %s "$rps"
+    printf -v "$1_P99" %s "$p99"
+    printf -v "$1_WRK_CPU" %s $(($(cpu_ticks "$2") - c))
+    cp "$TMP/wrk.out" "$TMP/wrk-${1,,}.out"
+}
+measure_wrk REF "$REF_PID" "$REF"
+measure_wrk BERTH "$BERTH_PID" "$BERTH_URL"
 log "bench: manifest GET docker-registry $REF_RPS req/s p99 $REF_P99 ms, berth $BERTH_RPS req/s p99 $BERTH_P99 ms"
 
-# ---- 4. memory ------------------------------------------------------------
+# ---- 4. the same with htpasswd ----------------------------------------------
+# A second pair on the same roots (reads only), both with `auth.htpasswd` on
+# one users file made by htpasswd(1) with its default bcrypt cost; wrk sends
+# the user's Basic credentials on every request, as clients do.
+htpasswd -Bbc "$TMP/htpasswd" bench bench-password 2>/dev/null
+AUTH_YAML=$(printf 'auth:\n  htpasswd:\n    realm: bench\n    path: %s' "$TMP/htpasswd")
+CREDENTIALS="Authorization: Basic $(printf 'bench:bench-password' | base64)"
+free_port REF_AUTH_PORT
+write_config "$TMP/ref-auth.yml" "$TMP/ref-root" "$REF_AUTH_PORT" $'  accesslog:\n    disabled: true' "$REF_CACHE" "$AUTH_YAML"
+free_port BERTH_AUTH_PORT
+write_config "$TMP/berth-auth.yml" "$TMP/berth-root" "$BERTH_AUTH_PORT" "" "" "$AUTH_YAML"
+read -r REF_NOAUTH REF_NOAUTH_PID BERTH_NOAUTH BERTH_NOAUTH_PID <<<"$REF $REF_PID $BERTH_URL $BERTH_PID"
+start_pair "$TMP/ref-auth.yml" "$REF_AUTH_PORT" "$TMP/berth-auth.yml" "$BERTH_AUTH_PORT" 401
+for base in "$REF" "$BERTH_URL"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Accept: $OCI_MANIFEST" "$base$MANIFEST_URL_PATH")
+    [[ $code == 401 ]] || die "GET manifest from $base without credentials answered $code, not 401"
+    code=$(curl -s -o "$TMP/got.json" -w '%{http_code}' -H "$CREDENTIALS" -H "Accept: $OCI_MANIFEST" "$base$MANIFEST_URL_PATH")
+    [[ $code == 200 ]] && cmp -s "$TMP/got.json" "$TMP/manifest.json" || die "GET manifest from $base with credentials answered $code"
+done
+measure_wrk REF_AUTH "$REF_PID" "$REF" "$CREDENTIALS"
+measure_wrk BERTH_AUTH "$BERTH_PID" "$BERTH_URL" "$CREDENTIALS"
+log "bench: manifest GET with htpasswd docker-registry $REF_AUTH_RPS req/s p99 $REF_AUTH_P99 ms, berth $BERTH_AUTH_RPS req/s p99 $BERTH_AUTH_P99 ms"
+read -r REF_AUTH_PID BERTH_AUTH_PID <<<"$REF_PID $BERTH_PID"
+read -r REF REF_PID BERTH_URL BERTH_PID <<<"$REF_NOAUTH $REF_NOAUTH_PID $BERTH_NOAUTH $BERTH_NOAUTH_PID"
+
+# ---- 5. memory ------------------------------------------------------------
 REF_RSS=$(kib "$REF_PID" VmRSS) REF_HWM=$(kib "$REF_PID" VmHWM)
 BERTH_RSS=$(kib "$BERTH_PID" VmRSS) BERTH_HWM=$(kib "$BERTH_PID" VmHWM)
 
@@ -137,6 +167,13 @@ limit_row() {
     awk -v w="$1" -v b="$2" -v l="$3" -v t="$4" -v n="$5" 'BEGIN {
         f = (l + 0 > 0) ? b / l : 0
         printf "| %s | %s | %s (%s) | %.2f | >= %s | %s |\n", w, b, l, n, f, t, (f >= t) ? "yes" : "**no**" }'
+}
+# cost_row metric without with higher-is-better: berth with htpasswd against
+# berth without auth; met when it loses at most 20%.
+cost_row() {
+    awk -v m="$1" -v a="$2" -v b="$3" -v hib="$4" 'BEGIN {
+        f = (a + 0 > 0 && b + 0 > 0) ? (hib ? b / a : a / b) : 0
+        printf "| %s | %s | %s | %.2f | >= 0.80 | %s |\n", m, a, b, f, (f >= 0.8) ? "yes" : "**no**" }'
 }
 # server CPU microseconds per request: ticks, requests/s
 cpu_per_req() { awk -v t="$1" -v hz="$HZ" -v rps="$2" -v d="$WRK_SECS" 'BEGIN { printf "%.0f", t / hz * 1e6 / (rps * d) }'; }
@@ -155,6 +192,16 @@ $(row "peak RSS (VmHWM), MiB" "$(mib "$REF_HWM")" "$(mib "$BERTH_HWM")" 0 1)
 $(row "server CPU² per GiB pushed, s" "$(cpu_per_gib "$REF_PUSH_CPU")" "$(cpu_per_gib "$BERTH_PUSH_CPU")" 0)
 $(row "server CPU² per GiB pulled, s" "$(cpu_per_gib "$REF_PULL_CPU")" "$(cpu_per_gib "$BERTH_PULL_CPU")" 0)
 $(row "server CPU² per manifest GET, µs" "$(cpu_per_req "$REF_WRK_CPU" "$REF_RPS")" "$(cpu_per_req "$BERTH_WRK_CPU" "$BERTH_RPS")" 0)
+$(row "manifest GET with htpasswd, req/s" "$REF_AUTH_RPS" "$BERTH_AUTH_RPS" 1 3)
+$(row "manifest GET with htpasswd, p99 latency, ms" "$REF_AUTH_P99" "$BERTH_AUTH_P99" 0 3)
+$(row "server CPU² per manifest GET with htpasswd, µs" "$(cpu_per_req "$REF_AUTH_WRK_CPU" "$REF_AUTH_RPS")" "$(cpu_per_req "$BERTH_AUTH_WRK_CPU" "$BERTH_AUTH_RPS")" 0)
+
+What htpasswd costs berth (same wrk run; fraction above 1 is better):
+
+| berth, manifest GET | without auth | with htpasswd | fraction | target | met? |
+|---|---|---|---|---|---|
+$(cost_row "req/s" "$BERTH_RPS" "$BERTH_AUTH_RPS" 1)
+$(cost_row "p99 latency, ms" "$BERTH_P99" "$BERTH_AUTH_P99" 0)
 
 Against the machine's limits (medians of $RUNS rounds: sha256 $SHA, synced
 write $SYNCED_WRITE, page-cache read $CACHED_READ MiB/s):
