@@ -1,6 +1,7 @@
 //! The `berth` command line.
 
 mod config;
+mod gc;
 mod health;
 mod listen;
 mod operator;
@@ -42,6 +43,10 @@ enum Command {
     /// Check a registry configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Delete the blobs no manifest references, and with --delete-untagged
+    /// the manifests no tag references (distribution's garbage-collect).
+    /// Run it while nothing pushes: on a stopped or read-only registry.
+    Gc(gc::GcArgs),
     /// Create, check or remove the configured storage's backing store.
     #[command(subcommand)]
     Storage(storage::StorageCommand),
@@ -122,6 +127,10 @@ pub fn main() -> ExitCode {
             Command::Config(command) => {
                 init_logging(log.unwrap_or("warn"), false);
                 config::run(command).await
+            }
+            Command::Gc(args) => {
+                init_logging(log.unwrap_or("warn"), false);
+                gc::run(args).await
             }
             Command::Storage(command) => {
                 init_logging(log.unwrap_or("warn"), false);

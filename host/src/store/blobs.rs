@@ -72,11 +72,11 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the blob's data exists anywhere in storage.
+    /// Whether the blob's data exists anywhere in storage. Always asked of
+    /// storage, never of the cache: garbage collection in another process
+    /// may have deleted it, and an upload or manifest that took it for
+    /// present would link data that is gone.
     pub(super) async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
-        if self.cache.size(digest).is_some() {
-            return Ok(true);
-        }
         let info = absent_is_none(self.driver().stat(&layout::blob_data(digest)).await)?;
         Ok(info.is_some_and(|info| !info.is_dir))
     }

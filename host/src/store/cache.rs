@@ -1,8 +1,9 @@
 //! What never changes for a digest, kept in memory within bounds: a blob's
 //! size and a manifest's bytes (distribution's `blobdescriptor` cache). It
 //! is safe with replicas sharing the storage, since content is addressed by
-//! its digest; whether a repository links a digest, and where a tag points,
-//! are read from storage every time.
+//! its digest; whether a repository links a digest, where a tag points,
+//! and whether a blob exists at all (garbage collection, in this process or
+//! another, removes blobs) are read from storage every time.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,12 @@ impl ContentCache {
     pub fn keep_manifest(&self, digest: &Digest, bytes: &[u8]) {
         lock(&self.manifests).insert(digest, bytes.into(), bytes.len());
     }
+
+    /// Forgets a blob that garbage collection deleted.
+    pub fn forget(&self, digest: &Digest) {
+        lock(&self.sizes).remove(digest);
+        lock(&self.manifests).remove(digest);
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -86,7 +93,10 @@ impl<V> Fifo<V> {
         if self.entries == 0 || weight > self.bytes || self.values.contains_key(digest) {
             return;
         }
-        while self.values.len() >= self.entries || self.held + weight > self.bytes {
+        while self.values.len() >= self.entries
+            || self.held + weight > self.bytes
+            || self.order.len() >= 2 * self.entries
+        {
             let Some(oldest) = self.order.pop_front() else { break };
             if let Some((_, weight)) = self.values.remove(&oldest) {
                 self.held -= weight;
@@ -95,6 +105,14 @@ impl<V> Fifo<V> {
         self.values.insert(digest.clone(), (value, weight));
         self.order.push_back(digest.clone());
         self.held += weight;
+    }
+
+    /// Leaves the digest in `order` (finding it there would cost a scan);
+    /// `insert` drops such stale entries as it goes.
+    fn remove(&mut self, digest: &Digest) {
+        if let Some((_, weight)) = self.values.remove(digest) {
+            self.held -= weight;
+        }
     }
 }
 
@@ -131,6 +149,19 @@ mod tests {
             cache.manifest(&digest(9)).is_none(),
             "one over the bound alone is not kept"
         );
+    }
+
+    #[test]
+    fn a_forgotten_digest_is_gone_and_frees_its_room() {
+        let cache = ContentCache::new(2);
+        cache.keep_size(&digest(1), 5);
+        cache.keep_manifest(&digest(1), b"{}");
+        cache.forget(&digest(1));
+        assert_eq!(cache.size(&digest(1)), None);
+        assert!(cache.manifest(&digest(1)).is_none());
+        cache.keep_size(&digest(2), 6);
+        cache.keep_size(&digest(3), 7);
+        assert_eq!(cache.size(&digest(2)), Some(6), "the forgotten entry left room");
     }
 
     #[test]

@@ -32,6 +32,26 @@ pub(super) fn blob_data(digest: &Digest) -> String {
     format!("{ROOT}/blobs/{alg}/{}/{}/data", &digest.hex()[..2], digest.hex())
 }
 
+/// The directory holding every blob's data.
+pub(super) fn blobs() -> String {
+    format!("{ROOT}/blobs")
+}
+
+/// The digest whose data `path` is (`.../blobs/<alg>/<xx>/<hex>/data`), if
+/// it is one.
+pub(super) fn blob_of_data_path(path: &str) -> Option<Digest> {
+    let rest = path
+        .strip_prefix(ROOT)?
+        .strip_prefix("/blobs/")?
+        .strip_suffix("/data")?;
+    let mut parts = rest.split('/');
+    let (algorithm, prefix, hex) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !hex.starts_with(prefix) || prefix.len() != 2 {
+        return None;
+    }
+    Digest::parse(&format!("{algorithm}:{hex}")).ok()
+}
+
 /// The directory holding every repository (names may span several levels).
 pub(super) fn repositories() -> String {
     format!("{ROOT}/repositories")
@@ -40,6 +60,11 @@ pub(super) fn repositories() -> String {
 /// The link that makes a blob part of a repository.
 pub(super) fn layer_link(name: &str, digest: &Digest) -> String {
     format!("{ROOT}/repositories/{name}/_layers/{}/link", digest_dir(digest))
+}
+
+/// Below it: `<alg>/<hex>/link` for every blob the repository links.
+pub(super) fn layers(name: &str) -> String {
+    format!("{ROOT}/repositories/{name}/_layers")
 }
 
 /// The link that makes a manifest (stored as a blob) part of a repository.
@@ -140,5 +165,14 @@ mod tests {
             assert!(check_file_path(&path).is_ok(), "{path}");
         }
         assert_eq!(link_content(&d), format!("sha256:{HEX}"));
+        assert_eq!(blob_of_data_path(&blob_data(&d)), Some(d));
+        for other in [
+            format!("/docker/registry/v2/blobs/sha256/e3/{HEX}/data.tmp"),
+            format!("/docker/registry/v2/blobs/sha256/ff/{HEX}/data"),
+            format!("/docker/registry/v2/blobs/sha256/e3/x/{HEX}/data"),
+            "/docker/registry/v2/blobs/sha256/e3/e3/data".to_string(),
+        ] {
+            assert_eq!(blob_of_data_path(&other), None, "{other}");
+        }
     }
 }

@@ -158,7 +158,7 @@ impl Store {
     }
 
     /// The digests below `_manifests/revisions/<alg>/<hex>`, in lexical order.
-    async fn revisions(&self, name: &str) -> Result<Vec<Digest>> {
+    pub(super) async fn revisions(&self, name: &str) -> Result<Vec<Digest>> {
         let driver = self.driver();
         let root = layout::manifest_revisions(name);
         let Some(algorithms) = absent_is_none(driver.list(&root).await)? else {

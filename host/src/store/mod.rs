@@ -4,13 +4,14 @@
 //!
 //! It stands where distribution's `registry/storage` does, between the HTTP
 //! handlers and the drivers: handlers parse a request, call the store and
-//! map its outcome; upload purging (and later access control, garbage
-//! collection and retention) call it too. Nothing outside this module
+//! map its outcome; upload purging and garbage collection (and later
+//! retention) call it too. Nothing outside this module
 //! builds a storage path or reads a link file.
 
 mod blobs;
 mod cache;
 mod digest;
+mod gc;
 mod layout;
 mod manifests;
 mod repositories;
@@ -23,6 +24,7 @@ use crate::storage::{StorageDriver, StorageError};
 
 pub use cache::{DEFAULT_ENTRIES as DEFAULT_CACHE_ENTRIES, MAX_ENTRIES as MAX_CACHE_ENTRIES};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
+pub use gc::{Deletion, GcOptions, GcProgress, GcReport};
 pub use manifests::{Dependency, Reference};
 pub use uploads::{Purged, Upload, STALE_TEMPORARY};
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this
 
 pub mod clients;
+pub mod http;
 pub mod kube;
 pub mod s3;
 pub mod signing;

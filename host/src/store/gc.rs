@@ -1,0 +1,361 @@
+//! Garbage collection: mark every blob a kept manifest needs, then sweep the
+//! blobs nobody marked and the repository links that would point at them,
+//! on distribution's layout, as distribution's `registry garbage-collect`.
+//!
+//! What is kept, per repository:
+//! - every manifest revision, or with `delete_untagged` only those a tag
+//!   points at now, and then
+//! - the children of a kept index (recursively), and every manifest whose
+//!   `subject` is kept (referrers live and die with their subject).
+//!
+//! A kept manifest marks itself, its config and its layers. The untagged
+//! manifests that are not kept lose their revision link and their entries
+//! in the tags' history. The sweep then deletes, in this order, the
+//! `_layers` links to unmarked blobs (so no request finds a link whose data
+//! is going) and the unmarked blobs' data.
+//!
+//! Memory: the set of marked digests and, one repository at a time, its
+//! manifests' references; blobs are swept page by page from the driver's
+//! `walk`, never listed whole.
+//!
+//! Safety: this run assumes no push happens meanwhile (distribution's rule
+//! for its garbage-collect: a read-only or stopped registry). A blob
+//! uploaded during the run and not yet referenced would be swept.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use super::{absent_is_none, base_name, layout, Digest, Result, Store};
+
+/// What to collect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GcOptions {
+    /// Report what would be deleted, delete nothing.
+    pub dry_run: bool,
+    /// Delete manifests no tag points at (and no kept index or subject
+    /// needs), instead of keeping every revision.
+    pub delete_untagged: bool,
+}
+
+/// Something the collection deletes (or, in a dry run, would delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// An untagged manifest's revision in a repository.
+    Manifest { name: String, digest: Digest },
+    /// A repository's link to a blob that is swept.
+    Link { name: String, digest: Digest },
+    /// A blob's data, `size` bytes.
+    Blob { digest: Digest, size: u64 },
+}
+
+/// Where a collection is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcProgress {
+    /// Repositories marked so far, of `of`.
+    Marking { repositories: u64, of: u64 },
+    /// Blobs looked at so far in the sweep.
+    Sweeping { blobs: u64 },
+}
+
+/// What a collection did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub repositories: u64,
+    /// Manifests kept, over all repositories.
+    pub manifests_kept: u64,
+    /// Distinct digests marked: kept manifests, configs and layers.
+    pub blobs_marked: u64,
+    /// Blobs the sweep looked at.
+    pub blobs_seen: u64,
+    pub manifests_deleted: u64,
+    pub links_deleted: u64,
+    pub blobs_deleted: u64,
+    pub bytes_deleted: u64,
+}
+
+/// How many files one `walk` page asks for.
+const WALK_PAGE: u32 = 1000;
+
+/// What a stored manifest refers to.
+#[derive(Debug, Default)]
+struct References {
+    /// Config and layers (and the blobs of a schema 1 manifest).
+    blobs: Vec<Digest>,
+    /// The manifests of an index or manifest list.
+    children: Vec<Digest>,
+    subject: Option<Digest>,
+}
+
+impl Store {
+    /// Collects garbage; `deleted` hears of every deletion (before it is
+    /// made), `progress` of the walk. A storage error stops the run where
+    /// it is: what was deleted until then was garbage.
+    pub async fn collect_garbage(
+        &self,
+        options: GcOptions,
+        deleted: &mut dyn FnMut(&Deletion),
+        progress: &mut dyn FnMut(GcProgress),
+    ) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let mut repositories = self.repositories().await?;
+        repositories.sort();
+        report.repositories = repositories.len() as u64;
+        let mut marked = HashSet::new();
+        let mut untagged = Vec::new();
+        for (done, name) in repositories.iter().enumerate() {
+            let (kept, dropped) = self.mark_repository(name, options, &mut marked).await?;
+            report.manifests_kept += kept;
+            untagged.extend(dropped.into_iter().map(|digest| (name.clone(), digest)));
+            progress(GcProgress::Marking {
+                repositories: done as u64 + 1,
+                of: report.repositories,
+            });
+        }
+        report.blobs_marked = marked.len() as u64;
+
+        for (name, digest) in untagged {
+            deleted(&Deletion::Manifest {
+                name: name.clone(),
+                digest: digest.clone(),
+            });
+            if !options.dry_run {
+                self.delete_revision(&name, &digest).await?;
+            }
+            report.manifests_deleted += 1;
+        }
+        for name in &repositories {
+            for digest in self.layer_links(name).await? {
+                if marked.contains(&digest) {
+                    continue;
+                }
+                deleted(&Deletion::Link {
+                    name: name.clone(),
+                    digest: digest.clone(),
+                });
+                if !options.dry_run {
+                    let link = layout::layer_link(name, &digest);
+                    self.driver().delete(link.trim_end_matches("/link")).await?;
+                }
+                report.links_deleted += 1;
+            }
+        }
+        self.sweep_blobs(options, &marked, &mut report, deleted, progress)
+            .await?;
+        Ok(report)
+    }
+
+    /// Marks what `name` keeps into `marked`; returns how many manifests it
+    /// keeps and the revisions it does not.
+    async fn mark_repository(
+        &self,
+        name: &str,
+        options: GcOptions,
+        marked: &mut HashSet<Digest>,
+    ) -> Result<(u64, Vec<Digest>)> {
+        let revisions = self.revisions(name).await?;
+        let mut references = HashMap::with_capacity(revisions.len());
+        for digest in &revisions {
+            match absent_is_none(self.driver().get_content(&layout::blob_data(digest)).await)? {
+                Some(bytes) => {
+                    references.insert(digest.clone(), references_of(&bytes));
+                }
+                // Nothing to mark through; `berth storage check` reports it.
+                None => tracing::warn!(repository = name, %digest, "a manifest revision has no data"),
+            }
+        }
+        let mut kept: HashSet<Digest> = if options.delete_untagged {
+            self.tagged(name)
+                .await?
+                .into_iter()
+                .filter(|d| references.contains_key(d))
+                .collect()
+        } else {
+            references.keys().cloned().collect()
+        };
+        // Index children and referrers of what is kept, until nothing new.
+        let mut pending: Vec<Digest> = kept.iter().cloned().collect();
+        loop {
+            while let Some(digest) = pending.pop() {
+                for child in references
+                    .get(&digest)
+                    .map(|r| r.children.as_slice())
+                    .unwrap_or_default()
+                {
+                    if references.contains_key(child) && kept.insert(child.clone()) {
+                        pending.push(child.clone());
+                    }
+                }
+            }
+            for (digest, refs) in &references {
+                if refs.subject.as_ref().is_some_and(|s| kept.contains(s)) && kept.insert(digest.clone()) {
+                    pending.push(digest.clone());
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+        }
+        for digest in &kept {
+            marked.insert(digest.clone());
+            if let Some(refs) = references.get(digest) {
+                marked.extend(refs.blobs.iter().cloned());
+                marked.extend(refs.children.iter().cloned());
+            }
+        }
+        let dropped = revisions.into_iter().filter(|d| !kept.contains(d)).collect();
+        Ok((kept.len() as u64, dropped))
+    }
+
+    /// The digests the repository's tags point at now.
+    async fn tagged(&self, name: &str) -> Result<HashSet<Digest>> {
+        let mut tagged = HashSet::new();
+        let tags = absent_is_none(self.driver().list(&layout::tags(name)).await)?.unwrap_or_default();
+        for tag_dir in tags {
+            if let Some(digest) = self
+                .read_link(&layout::tag_current_link(name, base_name(&tag_dir)))
+                .await?
+            {
+                tagged.insert(digest);
+            }
+        }
+        Ok(tagged)
+    }
+
+    /// Removes an untagged manifest from the repository: its revision link
+    /// and every tag's history entry for it.
+    async fn delete_revision(&self, name: &str, digest: &Digest) -> Result<()> {
+        let driver = self.driver();
+        let link = layout::manifest_revision_link(name, digest);
+        driver.delete(link.trim_end_matches("/link")).await?;
+        let tags = absent_is_none(driver.list(&layout::tags(name)).await)?.unwrap_or_default();
+        for tag_dir in tags {
+            let entry = layout::tag_index_link(name, base_name(&tag_dir), digest);
+            if absent_is_none(driver.stat(&entry).await)?.is_some() {
+                driver.delete(entry.trim_end_matches("/link")).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The digests below `_layers/<alg>/<hex>`.
+    async fn layer_links(&self, name: &str) -> Result<Vec<Digest>> {
+        let driver = self.driver();
+        let mut digests = Vec::new();
+        let algorithms = absent_is_none(driver.list(&layout::layers(name)).await)?.unwrap_or_default();
+        for algorithm_dir in algorithms {
+            let algorithm = base_name(&algorithm_dir);
+            for hex_dir in absent_is_none(driver.list(&algorithm_dir).await)?.unwrap_or_default() {
+                if let Ok(digest) = Digest::parse(&format!("{algorithm}:{}", base_name(&hex_dir))) {
+                    digests.push(digest);
+                }
+            }
+        }
+        Ok(digests)
+    }
+
+    /// Deletes the data of every blob not in `marked`, walking the blob
+    /// store a page at a time.
+    async fn sweep_blobs(
+        &self,
+        options: GcOptions,
+        marked: &HashSet<Digest>,
+        report: &mut GcReport,
+        deleted: &mut dyn FnMut(&Deletion),
+        progress: &mut dyn FnMut(GcProgress),
+    ) -> Result<()> {
+        let root = layout::blobs();
+        let mut after: Option<String> = None;
+        loop {
+            let page = match absent_is_none(self.driver().walk(&root, after.as_deref(), WALK_PAGE).await)? {
+                Some(page) => page,
+                None => return Ok(()),
+            };
+            for file in &page {
+                let Some(digest) = layout::blob_of_data_path(&file.path) else {
+                    continue;
+                };
+                report.blobs_seen += 1;
+                if marked.contains(&digest) {
+                    continue;
+                }
+                deleted(&Deletion::Blob {
+                    digest: digest.clone(),
+                    size: file.size,
+                });
+                if !options.dry_run {
+                    self.driver().delete(file.path.trim_end_matches("/data")).await?;
+                    self.cache.forget(&digest);
+                }
+                report.blobs_deleted += 1;
+                report.bytes_deleted += file.size;
+            }
+            progress(GcProgress::Sweeping {
+                blobs: report.blobs_seen,
+            });
+            if page.len() < WALK_PAGE as usize {
+                return Ok(());
+            }
+            after = page.last().map(|file| file.path.clone());
+        }
+    }
+}
+
+/// The references of stored manifest bytes, read leniently: whatever
+/// digests it names as config, layers, child manifests or subject (and a
+/// schema 1 manifest's `fsLayers`). Bytes that are not a JSON object
+/// reference nothing.
+fn references_of(bytes: &[u8]) -> References {
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(bytes) else {
+        return References::default();
+    };
+    let digest_of = |value: &Value, key: &str| value.get(key)?.as_str().and_then(|d| Digest::parse(d).ok());
+    let list = |key: &str, field: &str| -> Vec<Digest> {
+        object
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(|item| digest_of(item, field)).collect())
+            .unwrap_or_default()
+    };
+    let mut blobs: Vec<Digest> = object
+        .get("config")
+        .and_then(|c| digest_of(c, "digest"))
+        .into_iter()
+        .collect();
+    blobs.extend(list("layers", "digest"));
+    blobs.extend(list("fsLayers", "blobSum"));
+    References {
+        blobs,
+        children: list("manifests", "digest"),
+        subject: object.get("subject").and_then(|s| digest_of(s, "digest")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+    fn d(text: &str) -> Digest {
+        Digest::parse(text).unwrap()
+    }
+
+    #[test]
+    fn references_of_every_manifest_kind() {
+        let image = format!(
+            r#"{{"config":{{"digest":"{A}"}},"layers":[{{"digest":"{B}"}},{{"digest":"bad"}}],"subject":{{"digest":"{C}"}}}}"#
+        );
+        let refs = references_of(image.as_bytes());
+        assert_eq!(refs.blobs, vec![d(A), d(B)]);
+        assert!(refs.children.is_empty());
+        assert_eq!(refs.subject, Some(d(C)));
+        let index = format!(r#"{{"manifests":[{{"digest":"{A}"}},{{"digest":"{B}"}}]}}"#);
+        assert_eq!(references_of(index.as_bytes()).children, vec![d(A), d(B)]);
+        let schema1 = format!(r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"{C}"}}]}}"#);
+        assert_eq!(references_of(schema1.as_bytes()).blobs, vec![d(C)]);
+        assert!(references_of(b"not json").blobs.is_empty());
+    }
+}
