@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod glob;
 pub mod metrics;
 pub mod operator;
 pub mod plugin;

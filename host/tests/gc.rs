@@ -1,6 +1,7 @@
 //! `berth gc` against Debian's `docker-registry garbage-collect` (CNCF
 //! distribution 2.8) on copies of one registry root pushed through `berth
-//! serve`: both delete the same blobs, and what is left still pulls.
+//! serve`: both delete the same blobs, and what is left still pulls. And
+//! `berth storage check`, which finds what is corrupt or dangling there.
 
 mod common;
 
@@ -233,7 +234,7 @@ fn gc_deletes_what_distribution_deletes() {
         assert!(kept.contains(stays), "{stays} was deleted\n{output}");
     }
     assert!(
-        output.contains("deleted 0 untagged manifests, 3 links, 4 blobs"),
+        output.contains("deleted 0 tags, 0 untagged manifests, 3 links, 4 blobs"),
         "{output}"
     );
     let server = serve(dir.path(), &collected);
@@ -345,4 +346,186 @@ fn gc_keeps_index_children_and_referrers() {
         String::from_utf8_lossy(&referrers.body).contains(&referrer.0),
         "the referrer is listed"
     );
+}
+
+fn storage_check(dir: &Path, root: &Path, repair: bool) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command.args(["storage", "check", "--config"]).arg(config(dir, root));
+    if repair {
+        command.arg("--repair");
+    }
+    let output = command.output().expect("berth storage check");
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{}", text(&output));
+    (output.status.success(), text(&output))
+}
+
+/// Flipped bytes in a blob, a layer link to a blob that is not there and a
+/// tag naming a manifest the repository lacks: the check, run beside the
+/// serving registry, names each and fails; `--repair` quarantines them, so
+/// the registry answers 404 instead of wrong bytes, and a second check is
+/// clean.
+#[test]
+fn storage_check_finds_corrupt_blobs_and_dangling_links() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let server = serve(dir.path(), &root);
+    let addr = server.addr.as_str();
+    let (manifest_digest, _, _) = image(
+        addr,
+        "team/app",
+        Some("v1"),
+        &[b"a layer to flip", b"a layer left alone"],
+        "",
+    );
+    let (clean, output) = storage_check(dir.path(), &root, false);
+    assert!(clean && output.contains(": 0 problems"), "{output}");
+
+    let flipped = format!("sha256:{}", sha256_hex(b"a layer to flip"));
+    let v2 = root.join("docker/registry/v2");
+    let data = v2.join(format!("blobs/sha256/{}/{}/data", &flipped[7..9], &flipped[7..]));
+    let mut bytes = std::fs::read(&data).expect("blob data");
+    bytes[0] ^= 0xff;
+    std::fs::write(&data, bytes).expect("flip");
+    let missing = format!("sha256:{}", sha256_hex(b"never pushed"));
+    let link = v2.join(format!("repositories/team/app/_layers/sha256/{}/link", &missing[7..]));
+    std::fs::create_dir_all(link.parent().unwrap()).expect("link dir");
+    std::fs::write(&link, &missing).expect("link");
+    let tag = v2.join("repositories/team/app/_manifests/tags/broken/current/link");
+    std::fs::create_dir_all(tag.parent().unwrap()).expect("tag dir");
+    std::fs::write(&tag, &missing).expect("tag");
+
+    let (clean, output) = storage_check(dir.path(), &root, false);
+    assert!(!clean, "{output}");
+    for finding in [
+        format!("found: blob {flipped} is corrupt"),
+        format!("found: team/app links blob {missing}, whose data is missing"),
+        format!("found: team/app:broken points at manifest {missing}"),
+    ] {
+        assert!(output.contains(&finding), "{finding}\n{output}");
+    }
+    assert!(output.contains(": 3 problems"), "{output}");
+    assert!(
+        data.exists() && link.exists(),
+        "a check without --repair moved something"
+    );
+
+    // The corrupt blob's link dangles once its data is quarantined: the
+    // repair moves it too.
+    let (_, output) = storage_check(dir.path(), &root, true);
+    assert!(output.contains("4 quarantined below /berth/quarantine"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "quarantined: team/app links blob {flipped}, whose data is missing"
+        )),
+        "{output}"
+    );
+    assert!(!data.exists() && !link.exists() && !tag.exists(), "{output}");
+    let quarantined = root.join("berth/quarantine").join(data.strip_prefix(&root).unwrap());
+    assert!(quarantined.exists(), "the corrupt data is kept for a look");
+    let (clean, output) = storage_check(dir.path(), &root, false);
+    assert!(clean && output.contains(": 0 problems"), "{output}");
+
+    let path = format!("/v2/team/app/blobs/{flipped}");
+    assert_eq!(request(addr, "GET", &path, &[], b"").map(|r| r.status), Some(404));
+    let path = format!("/v2/team/app/manifests/{manifest_digest}");
+    let reply = request(addr, "GET", &path, &[("Accept", OCI_MANIFEST)], b"").expect("GET");
+    assert_eq!(reply.status, 200, "the manifest itself was fine");
+}
+
+/// `storage.retention`: in `team/**` keep the three newest tags, those pushed
+/// within a day and those matching `release-*`; everything else is deleted
+/// by `berth gc --delete-untagged`, which then frees what only those tags
+/// referenced. Repositories no policy names keep every tag. Push times are
+/// the tags' link times, set here with touch(1).
+#[test]
+fn retention_keeps_what_its_policy_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let days_old = |repository: &str, tag: &str, days: u32| {
+        let link = root.join(format!(
+            "docker/registry/v2/repositories/{repository}/_manifests/tags/{tag}/current/link"
+        ));
+        let status = Command::new("touch")
+            .arg("-d")
+            .arg(format!("{days} days ago"))
+            .arg(&link)
+            .status()
+            .expect("touch");
+        assert!(status.success());
+    };
+    let mut images = std::collections::BTreeMap::new();
+    {
+        let server = serve(dir.path(), &root);
+        let addr = server.addr.as_str();
+        for (tag, days) in [
+            ("v1", 50),
+            ("v2", 40),
+            ("v3", 30),
+            ("v4", 20),
+            ("v5", 10),
+            ("release-1", 60),
+            ("fresh", 0),
+        ] {
+            let layer = format!("the layer of {tag}");
+            images.insert(tag, image(addr, "team/app", Some(tag), &[layer.as_bytes()], ""));
+            if days > 0 {
+                days_old("team/app", tag, days);
+            }
+        }
+        image(addr, "other/app", Some("ancient"), &[b"no policy names it"], "");
+        days_old("other/app", "ancient", 400);
+    }
+    let policies = "  retention:\n    policies:\n      - repositories: [\"team/**\"]\n        keep: {newest: 3, pushedwithin: 24h, patterns: [\"release-*\"]}\n";
+    let config_with_policy = |root: &Path| {
+        let path = config(dir.path(), root);
+        let yaml = std::fs::read_to_string(&path).expect("config");
+        std::fs::write(&path, format!("{yaml}{policies}")).expect("config");
+        path
+    };
+    let run = |flags: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("gc")
+            .args(flags)
+            .arg("--config")
+            .arg(config_with_policy(&root))
+            .output()
+            .expect("berth gc");
+        assert!(output.status.success(), "{}", text(&output));
+        text(&output)
+    };
+    let tags = || {
+        let dir = root.join("docker/registry/v2/repositories/team/app/_manifests/tags");
+        let mut tags: Vec<String> = std::fs::read_dir(dir)
+            .expect("tags")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        tags.sort();
+        tags
+    };
+    let before = blobs_in(&root);
+    let output = run(&["--delete-untagged", "--dry-run"]);
+    for tag in ["v1", "v2", "v3"] {
+        assert!(
+            output.contains(&format!("would delete tag team/app:{tag} (retention)")),
+            "{output}"
+        );
+    }
+    assert!(output.contains("would delete 3 tags, 3 untagged manifests"), "{output}");
+    assert_eq!(blobs_in(&root), before, "a dry run deleted something");
+
+    let output = run(&["--delete-untagged"]);
+    assert_eq!(tags(), ["fresh", "release-1", "v4", "v5"], "{output}");
+    let kept = blobs_in(&root);
+    for tag in ["v1", "v2", "v3"] {
+        let (manifest, config, _) = &images[tag];
+        assert!(
+            !kept.contains(manifest) && !kept.contains(config),
+            "{tag}'s image was kept\n{output}"
+        );
+    }
+    for tag in ["v4", "v5", "release-1", "fresh"] {
+        assert!(kept.contains(&images[tag].0), "{tag}'s image was deleted\n{output}");
+    }
+    let other = root.join("docker/registry/v2/repositories/other/app/_manifests/tags/ancient");
+    assert!(other.exists(), "a repository no policy names lost a tag");
 }

@@ -593,6 +593,23 @@ fn bad_configurations_exit_with_status_2_and_name_the_field() {
             "ldap",
         ),
         ("version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  prefix: /registry/\n", &[], "http.prefix"),
+        // A retention policy that would delete every tag, or names no
+        // repository, is refused before anything is deleted.
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\n  retention:\n    policies:\n      - repositories: [\"team/**\"]\n        keep: {}\n",
+            &[],
+            "storage.retention.policies[0].keep",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\n  retention:\n    policies:\n      - keep: {newest: 3}\n",
+            &[],
+            "storage.retention.policies[0].repositories",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory: {}\n  gc:\n    enabled: true\n    interval: 0s\n",
+            &[],
+            "storage.gc.interval",
+        ),
         (
             "version: 0.1\nstorage:\n  inmemory: {}\n",
             &[("REGISTRY_AUTH_TOKEN_REALM", "https://auth.example.com/token")],

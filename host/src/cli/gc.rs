@@ -3,16 +3,14 @@
 //! progress on long walks.
 
 use std::cell::RefCell;
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::config;
-use crate::storage::open_driver;
 use crate::store::{Deletion, GcOptions, GcProgress, Store};
+
+use super::progress::Progress;
 
 #[derive(Args)]
 pub struct GcArgs {
@@ -35,108 +33,60 @@ pub struct GcArgs {
     quiet: bool,
 }
 
-/// How often progress is shown: redrawn on a terminal, logged otherwise.
-const TERMINAL_EVERY: Duration = Duration::from_millis(200);
-const LOG_EVERY: Duration = Duration::from_secs(10);
-
 pub async fn run(args: GcArgs) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load(args.config.or(args.config_path).as_deref(), std::env::vars()) {
-        Ok(loaded) => loaded,
-        Err(err) => return Ok(super::serve::config_error(&err.to_string())),
+    let (config, driver) = match super::open_storage(args.config.or(args.config_path).as_deref()).await? {
+        Ok(opened) => opened,
+        Err(code) => return Ok(code),
     };
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
+    let retention = config.storage.retention;
+    if !retention.policies.is_empty() && !args.delete_untagged {
+        tracing::warn!(
+            "storage.retention deletes tags; without --delete-untagged the manifests they named stay, and so does their content"
+        );
     }
-    let config = loaded.config;
-    let host = super::plugin_host(&config, None)?;
-    if let Some(code) = super::serve::check(&host, &config).await? {
-        return Ok(code);
-    }
-    let (driver_name, parameters) = config.storage_driver();
-    let driver = match open_driver(&host, driver_name, parameters).await {
-        Ok(driver) => driver,
-        Err(err) => return Ok(super::serve::config_error(&format!("storage.{driver_name}: {err}"))),
-    };
     let options = GcOptions {
         dry_run: args.dry_run,
         delete_untagged: args.delete_untagged,
+        retention,
     };
     // No content cache: each blob is asked about once.
     let store = Store::new(driver, 0);
-    let verb = if options.dry_run { "would delete" } else { "deleting" };
-    let progress = RefCell::new(Progress::new());
+    let verb = if args.dry_run { "would delete" } else { "deleting" };
+    let progress = RefCell::new(Progress::new("berth gc"));
     let mut on_deletion = |deletion: &Deletion| {
         if args.quiet {
             return;
         }
         progress.borrow_mut().clear();
         match deletion {
+            Deletion::Tag { name, tag } => println!("{verb} tag {name}:{tag} (retention)"),
             Deletion::Manifest { name, digest } => println!("{verb} manifest {name}@{digest} (untagged)"),
             Deletion::Link { name, digest } => println!("{verb} link {name} -> {digest}"),
             Deletion::Blob { digest, size } => println!("{verb} blob {digest} ({size} bytes)"),
         }
     };
     let report = store
-        .collect_garbage(options, &mut on_deletion, &mut |step| progress.borrow_mut().show(step))
+        .collect_garbage(options, &mut on_deletion, &mut |step| {
+            progress.borrow_mut().show(|| match step {
+                GcProgress::Marking { repositories, of } => format!("marking: {repositories}/{of} repositories"),
+                GcProgress::Sweeping { blobs } => format!("sweeping: {blobs} blobs looked at"),
+            })
+        })
         .await;
     progress.borrow_mut().clear();
     let report = report.map_err(|err| anyhow::anyhow!("garbage collection stopped: {err}"))?;
     println!(
-        "{} repositories, {} manifests kept, {} blobs marked, {} blobs looked at; {} {} untagged manifests, {} links, {} blobs ({} bytes)",
+        "{} repositories, {} manifests kept, {} blobs marked, {} blobs looked at; {} {} tags, {} untagged manifests, {} links, {} blobs ({} bytes)",
         report.repositories,
         report.manifests_kept,
         report.blobs_marked,
         report.blobs_seen,
-        if options.dry_run { "would delete" } else { "deleted" },
+        if args.dry_run { "would delete" } else { "deleted" },
+        report.tags_deleted,
         report.manifests_deleted,
         report.links_deleted,
         report.blobs_deleted,
         report.bytes_deleted,
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Progress of a long walk on stderr: one line redrawn in place on a
-/// terminal, a line every [`LOG_EVERY`] otherwise.
-struct Progress {
-    terminal: bool,
-    shown: Option<Instant>,
-    drawn: bool,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            terminal: std::io::stderr().is_terminal(),
-            shown: None,
-            drawn: false,
-        }
-    }
-
-    fn show(&mut self, step: GcProgress) {
-        let every = if self.terminal { TERMINAL_EVERY } else { LOG_EVERY };
-        if self.shown.is_some_and(|at| at.elapsed() < every) {
-            return;
-        }
-        self.shown = Some(Instant::now());
-        let text = match step {
-            GcProgress::Marking { repositories, of } => format!("marking: {repositories}/{of} repositories"),
-            GcProgress::Sweeping { blobs } => format!("sweeping: {blobs} blobs looked at"),
-        };
-        if self.terminal {
-            eprint!("\r\x1b[2K{text}");
-            let _ = std::io::stderr().flush();
-            self.drawn = true;
-        } else {
-            eprintln!("berth gc: {text}");
-        }
-    }
-
-    /// Removes the progress line before other output.
-    fn clear(&mut self) {
-        if self.drawn {
-            eprint!("\r\x1b[2K");
-            self.drawn = false;
-        }
-    }
 }

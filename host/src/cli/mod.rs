@@ -6,17 +6,20 @@ mod health;
 mod listen;
 mod operator;
 mod plugin;
+mod progress;
 mod serve;
 mod storage;
 mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::plugin::{PluginHost, PluginHostOptions};
+use crate::storage::StorageDriver;
 
 #[derive(Parser)]
 #[command(
@@ -166,6 +169,32 @@ fn plugin_host(config: &Config, plugin_dir: Option<PathBuf>) -> anyhow::Result<P
         budget: crate::plugin::MemoryBudget::new(total, crate::plugin::BUDGET_WAIT),
         ..PluginHostOptions::default()
     })
+}
+
+/// A configuration and the storage it names, opened as `berth serve` opens
+/// them: loaded (its warnings logged), checked by the validators, its
+/// driver started. A configuration that cannot run is the exit status to
+/// end with, its message printed.
+async fn open_storage(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Result<(Config, Arc<dyn StorageDriver>), ExitCode>> {
+    let loaded = match crate::config::load(path, std::env::vars()) {
+        Ok(loaded) => loaded,
+        Err(err) => return Ok(Err(serve::config_error(&err.to_string()))),
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config;
+    let host = plugin_host(&config, None)?;
+    if let Some(code) = serve::check(&host, &config).await? {
+        return Ok(Err(code));
+    }
+    let (driver_name, parameters) = config.storage_driver();
+    match crate::storage::open_driver(&host, driver_name, parameters).await {
+        Ok(driver) => Ok(Ok((config, driver))),
+        Err(err) => Ok(Err(serve::config_error(&format!("storage.{driver_name}: {err}")))),
+    }
 }
 
 /// Logs to stderr, as text or one JSON object per line.

@@ -14,7 +14,7 @@ use super::StorageConfig;
 
 /// The keys of `storage` that configure the registry rather than name the
 /// driver: every other key is the driver (distribution's `Storage.Type`).
-pub(super) const NON_DRIVER_KEYS: [&str; 4] = ["delete", "redirect", "maintenance", "cache"];
+pub(super) const NON_DRIVER_KEYS: [&str; 6] = ["delete", "redirect", "maintenance", "cache", "gc", "retention"];
 
 /// Text from any YAML scalar; numbers are rendered as YAML renders them.
 struct Text(String);
@@ -326,6 +326,8 @@ impl<'de> Deserialize<'de> for StorageConfig {
                     redirect: Default::default(),
                     maintenance: Default::default(),
                     cache: Default::default(),
+                    gc: Default::default(),
+                    retention: Default::default(),
                 };
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -333,6 +335,8 @@ impl<'de> Deserialize<'de> for StorageConfig {
                         "redirect" => storage.redirect = map.next_value()?,
                         "maintenance" => storage.maintenance = map.next_value()?,
                         "cache" => storage.cache = map.next_value()?,
+                        "gc" => storage.gc = map.next_value()?,
+                        "retention" => storage.retention = map.next_value()?,
                         _ if !storage.driver.is_empty() => {
                             return Err(de::Error::custom(format!(
                                 "more than one storage driver: `{}` and `{key}`",
@@ -363,12 +367,14 @@ impl Serialize for StorageConfig {
                 s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
             }
         }
-        let mut map = s.serialize_map(Some(5))?;
+        let mut map = s.serialize_map(Some(7))?;
         map.serialize_entry(&self.driver, &ParamsRef(&self.parameters))?;
         map.serialize_entry("delete", &self.delete)?;
         map.serialize_entry("redirect", &self.redirect)?;
         map.serialize_entry("maintenance", &self.maintenance)?;
         map.serialize_entry("cache", &self.cache)?;
+        map.serialize_entry("gc", &self.gc)?;
+        map.serialize_entry("retention", &self.retention)?;
         map.end()
     }
 }

@@ -414,6 +414,15 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
         }
         access.check().map_err(|(key, why)| invalid(&key, why))?;
     }
+    let gc = &config.storage.gc;
+    if gc.enabled && gc.interval.is_zero() {
+        return Err(invalid("storage.gc.interval", "must be longer than 0".into()));
+    }
+    config
+        .storage
+        .retention
+        .check()
+        .map_err(|(key, why)| invalid(&key, why))?;
     for (kind, limit) in [("read", &config.requests.read), ("write", &config.requests.write)] {
         if limit.maxrunning == 0 && (limit.maxinqueue > 0 || !limit.maxwaitinqueue.is_zero()) {
             let key = format!("requests.{kind}.maxrunning");

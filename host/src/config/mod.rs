@@ -248,6 +248,8 @@ pub struct StorageConfig {
     pub redirect: RedirectConfig,
     pub maintenance: MaintenanceConfig,
     pub cache: CacheConfig,
+    pub gc: GcConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -391,6 +393,112 @@ impl TokenConfig {
 pub struct ReadOnlyConfig {
     #[serde(deserialize_with = "de::flag")]
     pub enabled: bool,
+}
+
+/// Berth's own `storage.gc`: garbage collection in the serving process,
+/// while it serves (see `store::gc` for the safety rules).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct GcConfig {
+    /// Off by default.
+    #[serde(deserialize_with = "de::flag")]
+    pub enabled: bool,
+    /// Time between runs (default 24h); the first comes one interval
+    /// after start.
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub interval: Duration,
+    /// A blob or link younger than this is never deleted (default 1h): a
+    /// push in progress has uploaded its layers and not yet its manifest.
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub delay: Duration,
+    /// Delete untagged manifests too, as `berth gc --delete-untagged`.
+    #[serde(deserialize_with = "de::flag")]
+    pub deleteuntagged: bool,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            enabled: false,
+            interval: Duration::from_secs(24 * 3600),
+            delay: Duration::from_secs(3600),
+            deleteuntagged: false,
+        }
+    }
+}
+
+/// Berth's own `storage.retention`: which tags to keep, per repository
+/// glob; the first policy whose glob matches decides, and a repository no
+/// policy matches keeps every tag. Tags not kept are deleted by `berth gc`
+/// and online collection, which then free what they referenced.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RetentionConfig {
+    pub policies: Vec<RetentionPolicy>,
+}
+
+/// One retention policy: a tag is kept when any of `keep` says so.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Repository globs (`*` within a segment, `**` across).
+    pub repositories: Vec<String>,
+    pub keep: KeepTags,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeepTags {
+    /// The N most recently pushed tags.
+    pub newest: Option<usize>,
+    /// Tags pushed within this long.
+    #[serde(deserialize_with = "de::opt_duration", serialize_with = "de::ser_opt_duration")]
+    pub pushedwithin: Option<Duration>,
+    /// Tags matching one of these globs (`*` matches any run of characters).
+    pub patterns: Vec<String>,
+}
+
+impl RetentionConfig {
+    /// What is wrong with the policies, naming the field.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        for (index, policy) in self.policies.iter().enumerate() {
+            let field = format!("storage.retention.policies[{index}]");
+            if policy.repositories.is_empty() {
+                return Err((
+                    format!("{field}.repositories"),
+                    "name the repositories the policy is for, e.g. [\"team/**\"]".into(),
+                ));
+            }
+            if let Some(glob) = policy
+                .repositories
+                .iter()
+                .find(|g| g.is_empty() || g.split('/').any(str::is_empty))
+            {
+                return Err((
+                    format!("{field}.repositories"),
+                    format!("`{glob}` is not a repository glob like `team/**`"),
+                ));
+            }
+            let keep = &policy.keep;
+            if keep.newest.is_none() && keep.pushedwithin.is_none() && keep.patterns.is_empty() {
+                return Err((
+                    format!("{field}.keep"),
+                    "a policy that keeps nothing would delete every tag; set newest, pushedwithin or patterns".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy deciding for `repository`, if any.
+    pub fn policy_for(&self, repository: &str) -> Option<&RetentionPolicy> {
+        self.policies.iter().find(|policy| {
+            policy
+                .repositories
+                .iter()
+                .any(|glob| crate::glob::matches(glob, repository))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

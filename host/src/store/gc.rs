@@ -26,21 +26,27 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use crate::config::RetentionConfig;
+
 use super::{absent_is_none, base_name, layout, Digest, Result, Store};
 
 /// What to collect.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct GcOptions {
     /// Report what would be deleted, delete nothing.
     pub dry_run: bool,
     /// Delete manifests no tag points at (and no kept index or subject
     /// needs), instead of keeping every revision.
     pub delete_untagged: bool,
+    /// Tags to delete first, per repository (`storage.retention`).
+    pub retention: RetentionConfig,
 }
 
 /// Something the collection deletes (or, in a dry run, would delete).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deletion {
+    /// A tag its repository's retention policy does not keep.
+    Tag { name: String, tag: String },
     /// An untagged manifest's revision in a repository.
     Manifest { name: String, digest: Digest },
     /// A repository's link to a blob that is swept.
@@ -68,6 +74,7 @@ pub struct GcReport {
     pub blobs_marked: u64,
     /// Blobs the sweep looked at.
     pub blobs_seen: u64,
+    pub tags_deleted: u64,
     pub manifests_deleted: u64,
     pub links_deleted: u64,
     pub blobs_deleted: u64,
@@ -103,8 +110,23 @@ impl Store {
         report.repositories = repositories.len() as u64;
         let mut marked = HashSet::new();
         let mut untagged = Vec::new();
+        let now_ns = super::time::now_ns();
         for (done, name) in repositories.iter().enumerate() {
-            let (kept, dropped) = self.mark_repository(name, options, &mut marked).await?;
+            let retired = match options.retention.policy_for(name) {
+                Some(policy) => self.tags_not_kept(name, policy, now_ns).await?,
+                None => Vec::new(),
+            };
+            for tag in &retired {
+                deleted(&Deletion::Tag {
+                    name: name.clone(),
+                    tag: tag.clone(),
+                });
+                if !options.dry_run {
+                    self.delete_tag(name, tag).await?;
+                }
+                report.tags_deleted += 1;
+            }
+            let (kept, dropped) = self.mark_repository(name, &options, &retired, &mut marked).await?;
             report.manifests_kept += kept;
             untagged.extend(dropped.into_iter().map(|digest| (name.clone(), digest)));
             progress(GcProgress::Marking {
@@ -140,17 +162,19 @@ impl Store {
                 report.links_deleted += 1;
             }
         }
-        self.sweep_blobs(options, &marked, &mut report, deleted, progress)
+        self.sweep_blobs(&options, &marked, &mut report, deleted, progress)
             .await?;
         Ok(report)
     }
 
-    /// Marks what `name` keeps into `marked`; returns how many manifests it
-    /// keeps and the revisions it does not.
+    /// Marks what `name` keeps into `marked`, the `retired` tags counting as
+    /// gone; returns how many manifests it keeps and the revisions it does
+    /// not.
     async fn mark_repository(
         &self,
         name: &str,
-        options: GcOptions,
+        options: &GcOptions,
+        retired: &[String],
         marked: &mut HashSet<Digest>,
     ) -> Result<(u64, Vec<Digest>)> {
         let revisions = self.revisions(name).await?;
@@ -165,7 +189,7 @@ impl Store {
             }
         }
         let mut kept: HashSet<Digest> = if options.delete_untagged {
-            self.tagged(name)
+            self.tagged(name, retired)
                 .await?
                 .into_iter()
                 .filter(|d| references.contains_key(d))
@@ -207,15 +231,16 @@ impl Store {
         Ok((kept.len() as u64, dropped))
     }
 
-    /// The digests the repository's tags point at now.
-    async fn tagged(&self, name: &str) -> Result<HashSet<Digest>> {
+    /// The digests the repository's tags but `retired` point at now.
+    async fn tagged(&self, name: &str, retired: &[String]) -> Result<HashSet<Digest>> {
         let mut tagged = HashSet::new();
         let tags = absent_is_none(self.driver().list(&layout::tags(name)).await)?.unwrap_or_default();
         for tag_dir in tags {
-            if let Some(digest) = self
-                .read_link(&layout::tag_current_link(name, base_name(&tag_dir)))
-                .await?
-            {
+            let tag = base_name(&tag_dir);
+            if retired.iter().any(|r| r == tag) {
+                continue;
+            }
+            if let Some(digest) = self.read_link(&layout::tag_current_link(name, tag)).await? {
                 tagged.insert(digest);
             }
         }
@@ -258,7 +283,7 @@ impl Store {
     /// store a page at a time.
     async fn sweep_blobs(
         &self,
-        options: GcOptions,
+        options: &GcOptions,
         marked: &HashSet<Digest>,
         report: &mut GcReport,
         deleted: &mut dyn FnMut(&Deletion),

@@ -10,11 +10,13 @@
 
 mod blobs;
 mod cache;
+mod check;
 mod digest;
 mod gc;
 mod layout;
 mod manifests;
 mod repositories;
+mod retention;
 mod time;
 mod uploads;
 
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use crate::storage::{StorageDriver, StorageError};
 
 pub use cache::{DEFAULT_ENTRIES as DEFAULT_CACHE_ENTRIES, MAX_ENTRIES as MAX_CACHE_ENTRIES};
+pub use check::{CheckProgress, CheckReport, Problem, QUARANTINE};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use gc::{Deletion, GcOptions, GcProgress, GcReport};
 pub use manifests::{Dependency, Reference};

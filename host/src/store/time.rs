@@ -4,6 +4,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `time` as RFC 3339 in UTC (`2006-01-02T15:04:05Z`), as distribution
 /// writes `startedat`.
+/// Now, in nanoseconds since the Unix epoch (what `stat` reports times in).
+pub(super) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
+}
+
 pub(super) fn rfc3339(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);

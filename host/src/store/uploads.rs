@@ -308,7 +308,7 @@ impl Store {
     }
 
     /// The digest of the stored content at `path`, read back in pieces.
-    async fn digest_of_stored(&self, path: &str, algorithm: Algorithm) -> Result<Digest, StorageError> {
+    pub(super) async fn digest_of_stored(&self, path: &str, algorithm: Algorithm) -> Result<Digest, StorageError> {
         let mut reader = self.driver().reader(path, 0).await?;
         let mut hasher = Hasher::new(algorithm);
         loop {

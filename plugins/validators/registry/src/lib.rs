@@ -29,7 +29,7 @@ struct RegistryRules;
 export!(RegistryRules);
 
 /// The keys of `storage` that are not a driver.
-const STORAGE_SECTIONS: &[&str] = &["delete", "redirect", "maintenance", "cache"];
+const STORAGE_SECTIONS: &[&str] = &["delete", "redirect", "maintenance", "cache", "gc", "retention"];
 
 const MIN_CHUNK: i128 = 5 << 20;
 const MAX_CHUNK: i128 = 5 << 30;
