@@ -34,7 +34,7 @@ struct LimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UploadLabels {
+struct OutcomeLabels {
     outcome: &'static str,
 }
 
@@ -99,13 +99,21 @@ pub struct Metrics {
     request_seconds: Histograms<RouteLabels>,
     bytes_sent: Family<RouteLabels, Counter>,
     bytes_received: Family<RouteLabels, Counter>,
-    uploads: Family<UploadLabels, Counter>,
+    uploads: Family<OutcomeLabels, Counter>,
     limited_running: Family<LimitLabels, Gauge>,
     limited_waiting: Family<LimitLabels, Gauge>,
     plugin_calls: Family<CallLabels, Counter>,
     plugin_call_seconds: Histograms<CallLabels>,
     plugin_failures: Family<FailureLabels, Counter>,
     plugin_instances: Family<PluginLabels, Counter>,
+    gc_runs: Family<OutcomeLabels, Counter>,
+    gc_deleted: Family<DeletedLabels, Counter>,
+    gc_deleted_bytes: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeletedLabels {
+    kind: &'static str,
 }
 
 /// The process's metrics.
@@ -183,8 +191,29 @@ impl Metrics {
             "Storage-driver plugin instances created, by plugin",
             plugin_instances.clone(),
         );
+        let gc_runs = Family::default();
+        registry.register(
+            "gc_runs",
+            "Garbage collection runs in this process (storage.gc), by outcome: completed, failed, or skipped (another process held the lease)",
+            gc_runs.clone(),
+        );
+        let gc_deleted = Family::default();
+        registry.register(
+            "gc_deleted",
+            "What garbage collection in this process deleted, by kind: tag, manifest, link, blob",
+            gc_deleted.clone(),
+        );
+        let gc_deleted_bytes = Counter::default();
+        registry.register(
+            "gc_deleted_bytes",
+            "Bytes of blob data garbage collection in this process deleted",
+            gc_deleted_bytes.clone(),
+        );
         Metrics {
             registry,
+            gc_runs,
+            gc_deleted,
+            gc_deleted_bytes,
             requests,
             request_seconds,
             bytes_sent,
@@ -225,9 +254,21 @@ impl Metrics {
         self.bytes_received.get_or_create(&labels).clone()
     }
 
+    /// A garbage collection run ended: `completed`, `failed` or `skipped`.
+    pub fn gc_run(&self, outcome: &'static str) {
+        self.gc_runs.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// A run deleted `count` things of `kind` (`tag`, `manifest`, `link`,
+    /// `blob`), and `bytes` of blob data.
+    pub fn gc_deleted(&self, kind: &'static str, count: u64, bytes: u64) {
+        self.gc_deleted.get_or_create(&DeletedLabels { kind }).inc_by(count);
+        self.gc_deleted_bytes.inc_by(bytes);
+    }
+
     /// `outcome`: `started`, `completed` or `failed`.
     pub fn upload(&self, outcome: &'static str) {
-        self.uploads.get_or_create(&UploadLabels { outcome }).inc();
+        self.uploads.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// The gauges of requests running and waiting under the `kind` limit.

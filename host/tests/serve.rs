@@ -1709,3 +1709,217 @@ fn a_client_that_disconnects_cancels_its_request() {
     let used = cpu_seconds(pid) - after;
     assert!(used < 0.25, "{used} CPU seconds in the 2 s after the client left");
 }
+
+#[test]
+fn online_gc_keeps_every_pushed_image() {
+    online_gc_under_load(&Storage::filesystem(), Duration::ZERO, 2);
+}
+
+#[test]
+fn online_gc_keeps_every_pushed_image_on_s3() {
+    // moto, one Python process, answers far fewer requests than a disk: the
+    // clients pace themselves and stop after one collection under load.
+    online_gc_under_load(&Storage::s3(), Duration::from_millis(200), 1);
+}
+
+/// One image pushed whole: layers (monolithic POSTs), then the manifest
+/// under `tag`. The manifest's digest and its blobs' digests, or the status
+/// that stopped it.
+fn push_image(addr: &str, repository: &str, tag: &str, layers: &[Vec<u8>]) -> Result<(String, Vec<String>), u16> {
+    let mut descriptors = Vec::new();
+    let mut digests = Vec::new();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","layers":"{}"}}"#,
+        sha256_hex(&layers.concat())
+    );
+    for (i, data) in std::iter::once(config.as_bytes())
+        .chain(layers.iter().map(Vec::as_slice))
+        .enumerate()
+    {
+        let (digest, reply) = push(addr, repository, data);
+        if reply.status != 201 {
+            return Err(reply.status);
+        }
+        let media_type = if i == 0 {
+            "application/vnd.oci.image.config.v1+json"
+        } else {
+            "application/vnd.oci.image.layer.v1.tar"
+        };
+        descriptors.push(format!(
+            r#"{{"mediaType":"{media_type}","digest":"sha256:{digest}","size":{}}}"#,
+            data.len()
+        ));
+        digests.push(format!("sha256:{digest}"));
+    }
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{}]}}"#,
+        descriptors[0],
+        descriptors[1..].join(",")
+    );
+    let path = format!("/v2/{repository}/manifests/{tag}");
+    let headers = [("Content-Type", "application/vnd.oci.image.manifest.v1+json")];
+    let reply = request(addr, "PUT", &path, &headers, manifest.as_bytes()).ok_or(0u16)?;
+    if reply.status != 201 {
+        return Err(reply.status);
+    }
+    Ok((format!("sha256:{}", sha256_hex(manifest.as_bytes())), digests))
+}
+
+/// The servers' log lines but the access log.
+fn gc_log_lines(servers: &[Server]) -> String {
+    let logs: String = servers.iter().map(Server::log_text).collect();
+    logs.lines()
+        .filter(|l| !l.contains("access_log") && !l.contains("skipped") && !l.contains("manifest stored"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How many collections the servers' logs say completed.
+fn runs_completed(servers: &[Server]) -> usize {
+    servers
+        .iter()
+        .map(|s| s.log_text().matches("gc: run completed").count())
+        .sum()
+}
+
+/// Two `berth serve` on one storage, both with `storage.gc` back to back
+/// (one at a time by the lease) and a delay of 1 s, while three clients
+/// push images sharing a layer, move tags (so older images become
+/// untagged and are collected) and delete images, until
+/// `runs_under_load` collections have completed. A push the collection
+/// refused (a layer it took between the upload and the manifest) is pushed
+/// again; no other failure is allowed. At the end every tag still pushed
+/// pulls whole with its digests verified; once two more runs have
+/// completed after the clients stopped, an offline `berth gc --dry-run
+/// --delete-untagged` finds nothing left to delete.
+fn online_gc_under_load(storage: &Storage, pace: Duration, runs_under_load: usize) {
+    let extra = "  delete:\n    enabled: true\n  gc:\n    enabled: true\n    interval: 100ms\n    delay: 1s\n    deleteuntagged: true\n";
+    let yaml = storage.yaml.replacen("storage:\n", &format!("storage:\n{extra}"), 1);
+    let http = "http:\n  requesttimeout: 2s\n";
+    let storage = Storage {
+        dir: tempfile::tempdir().expect("tempdir"),
+        yaml: format!("{yaml}{http}"),
+        wrapper: Vec::new(),
+        _servers: Vec::new(),
+    };
+    let up = |addr: &str| request(addr, "GET", "/v2/", &[], b"").map(|r| r.status) == Some(200);
+    let servers = [
+        start_with_env(&storage, "", &[("BERTH_LOG", "info")], up),
+        start_with_env(&storage, "", &[("BERTH_LOG", "info")], up),
+    ];
+    let shared = vec![7u8; 64 << 10];
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let pushed: Vec<std::collections::BTreeMap<String, (String, Vec<String>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..3)
+            .map(|worker| {
+                let (addr, shared, stop) = (servers[worker % 2].addr.clone(), &shared, &stop);
+                scope.spawn(move || {
+                    let mut tags = std::collections::BTreeMap::new();
+                    let mut round = 0usize;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let tag = format!("w{worker}-{}", round % 3);
+                        let own = format!("worker {worker} round {round}").into_bytes().repeat(1000);
+                        let mut tries = 0;
+                        let image = loop {
+                            tries += 1;
+                            match push_image(&addr, "team/app", &tag, &[shared.clone(), own.clone()]) {
+                                Ok(image) => break image,
+                                // The manifest named a layer the collection took: push again.
+                                Err(400) if tries < 5 => continue,
+                                Err(status) => panic!("worker {worker} round {round}: push answered {status}"),
+                            }
+                        };
+                        if round % 4 == 3 {
+                            let path = format!("/v2/team/app/manifests/{}", image.0);
+                            let status = request(&addr, "DELETE", &path, &[], b"").map(|r| r.status);
+                            assert_eq!(status, Some(202), "DELETE {path}");
+                            tags.remove(&tag);
+                        } else {
+                            tags.insert(tag, image);
+                        }
+                        round += 1;
+                        std::thread::sleep(pace);
+                    }
+                    tags
+                })
+            })
+            .collect();
+        // Stops the clients however this thread leaves the scope.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _stop = Stop(&stop);
+        while runs_completed(&servers) < runs_under_load {
+            assert!(
+                Instant::now() < deadline,
+                "{runs_under_load} collections did not complete under load in 150 s:\n{}",
+                gc_log_lines(&servers)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        drop(_stop);
+        workers.into_iter().map(|w| w.join().expect("worker")).collect()
+    });
+
+    let addr = servers[0].addr.as_str();
+    for tags in &pushed {
+        for (tag, (manifest, blobs)) in tags {
+            let path = format!("/v2/team/app/manifests/{tag}");
+            let reply = request(
+                addr,
+                "GET",
+                &path,
+                &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+                b"",
+            )
+            .expect("GET");
+            assert_eq!(reply.status, 200, "{tag}");
+            assert_eq!(format!("sha256:{}", sha256_hex(&reply.body)), *manifest, "{tag}");
+            for digest in blobs {
+                let reply = blob(addr, "team/app", &digest[7..]);
+                assert_eq!(reply.status, 200, "{tag}: {digest}\n{}", gc_log_lines(&servers));
+                assert_eq!(format!("sha256:{}", sha256_hex(&reply.body)), *digest, "{tag}");
+            }
+        }
+    }
+    let after = runs_completed(&servers);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while runs_completed(&servers) < after + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the collections stopped:\n{}",
+            gc_log_lines(&servers)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs: String = servers.iter().map(Server::log_text).collect();
+    assert!(!logs.contains("gc: run stopped"), "{logs}");
+    // Stopped as a supervisor stops them: a run in progress gives up its
+    // lease, so the offline collection below may start at once.
+    let mut servers = servers;
+    for server in &mut servers {
+        assert!(terminate(server, Duration::from_secs(30)).success());
+    }
+    drop(servers);
+    let config = storage.dir.path().join("offline.yml");
+    std::fs::write(&config, format!("version: 0.1\n{}", storage.yaml)).expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["gc", "--dry-run", "--delete-untagged", "--config"])
+        .arg(&config)
+        .output()
+        .expect("berth gc");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("would delete 0 tags, 0 untagged manifests, 0 links, 0 blobs"),
+        "the collections left garbage behind:\n{text}"
+    );
+}

@@ -2,9 +2,9 @@
 //! `registry garbage-collect` (same flags, same layout, same result), with
 //! progress on long walks.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Args;
 
@@ -48,16 +48,21 @@ pub async fn run(args: GcArgs) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         delete_untagged: args.delete_untagged,
         retention,
+        online: None,
     };
     // No content cache: each blob is asked about once.
     let store = Store::new(driver, 0);
+    if let Some(holder) = store.collection_in_progress().await? {
+        eprintln!("berth gc: a collection is running in a serving registry ({holder}); try again once it ends");
+        return Ok(ExitCode::FAILURE);
+    }
     let verb = if args.dry_run { "would delete" } else { "deleting" };
-    let progress = RefCell::new(Progress::new("berth gc"));
+    let progress = Mutex::new(Progress::new("berth gc"));
     let mut on_deletion = |deletion: &Deletion| {
         if args.quiet {
             return;
         }
-        progress.borrow_mut().clear();
+        progress.lock().unwrap_or_else(|e| e.into_inner()).clear();
         match deletion {
             Deletion::Tag { name, tag } => println!("{verb} tag {name}:{tag} (retention)"),
             Deletion::Manifest { name, digest } => println!("{verb} manifest {name}@{digest} (untagged)"),
@@ -67,13 +72,13 @@ pub async fn run(args: GcArgs) -> anyhow::Result<ExitCode> {
     };
     let report = store
         .collect_garbage(options, &mut on_deletion, &mut |step| {
-            progress.borrow_mut().show(|| match step {
+            progress.lock().unwrap_or_else(|e| e.into_inner()).show(|| match step {
                 GcProgress::Marking { repositories, of } => format!("marking: {repositories}/{of} repositories"),
                 GcProgress::Sweeping { blobs } => format!("sweeping: {blobs} blobs looked at"),
             })
         })
         .await;
-    progress.borrow_mut().clear();
+    progress.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let report = report.map_err(|err| anyhow::anyhow!("garbage collection stopped: {err}"))?;
     println!(
         "{} repositories, {} manifests kept, {} blobs marked, {} blobs looked at; {} {} tags, {} untagged manifests, {} links, {} blobs ({} bytes)",

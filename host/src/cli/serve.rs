@@ -16,10 +16,11 @@ use super::listen;
 
 use crate::auth::Auth;
 use crate::config::{self, Config, ListenAddr, LogFormatter, RequestLimitConfig};
+use crate::metrics::metrics;
 use crate::plugin::PluginHost;
 use crate::registry::{Limit, Registry, RegistryOptions, RequestLimits};
 use crate::storage::{open_driver, StorageDriver};
-use crate::store::Purged;
+use crate::store::{online_gc_grace, GcOptions, Purged, Store, GC_WATCH_EVERY};
 use crate::validate::{self, Severity};
 
 /// Exit status for a configuration that cannot run: distinct from a failure
@@ -86,6 +87,15 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
     if let Some(age) = registry.options().upload_purge_age {
         spawn_upload_purging(registry.clone(), age, config.storage.maintenance.uploadpurging.interval);
     }
+    // Every serving process watches for collections, whether or not it
+    // runs them: another process may.
+    if let Err(err) = registry.store().watch_collections().await {
+        tracing::warn!("cannot read the garbage collection lease: {err}; links are refused until it can be read");
+    }
+    spawn_collection_watch(registry.store().clone());
+    if config.storage.gc.enabled {
+        spawn_online_gc(registry.store().clone(), &config);
+    }
 
     let open_files = listen::raise_open_files_limit();
     let limits = match limits(&config, open_files) {
@@ -114,6 +124,10 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         announce_shutdown(shutdown_signal()),
     )
     .await;
+    // A run this process holds stops, and another process may start one.
+    if let Err(err) = registry.store().release_online_run().await {
+        tracing::warn!("gc: cannot release the lease: {err}; it expires in a minute");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -285,6 +299,90 @@ fn spawn_upload_purging(registry: Registry, age: Duration, interval: Duration) {
                     temporary_files,
                 }) => tracing::info!(uploads, temporary_files, "purged stale uploads and temporary files"),
                 Err(err) => tracing::warn!("purging stale uploads failed: {err}"),
+            }
+        }
+    });
+}
+
+/// Reads the garbage collection lease every [`GC_WATCH_EVERY`].
+fn spawn_collection_watch(store: Store) {
+    tokio::spawn(async move {
+        let mut warned = false;
+        loop {
+            tokio::time::sleep(GC_WATCH_EVERY).await;
+            match store.watch_collections().await {
+                Ok(()) => warned = false,
+                Err(err) if !warned => {
+                    tracing::warn!("cannot read the garbage collection lease: {err}");
+                    warned = true;
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
+
+/// `storage.gc`: a collection every `interval` while serving, when no
+/// other process holds the lease; its result logged and counted.
+fn spawn_online_gc(store: Store, config: &Config) {
+    let gc = config.storage.gc.clone();
+    let retention = config.storage.retention.clone();
+    let grace = online_gc_grace(config.http.requesttimeout);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(gc.interval).await;
+            let run = match store.begin_online_run(gc.delay, grace).await {
+                Ok(Some(run)) => run,
+                Ok(None) => {
+                    tracing::info!("gc: another process holds the lease; skipped");
+                    metrics().gc_run("skipped");
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!("gc: cannot take the lease: {err}");
+                    metrics().gc_run("failed");
+                    continue;
+                }
+            };
+            let options = GcOptions {
+                dry_run: false,
+                delete_untagged: gc.deleteuntagged,
+                retention: retention.clone(),
+                online: Some(run.clone()),
+            };
+            let started = std::time::Instant::now();
+            let outcome = store.collect_garbage(options, &mut |_| {}, &mut |_| {}).await;
+            if let Err(err) = store.end_online_run(&run).await {
+                tracing::warn!("gc: cannot clear the run's lease and folder: {err}");
+            }
+            match outcome {
+                Ok(report) => {
+                    for (kind, count) in [
+                        ("tag", report.tags_deleted),
+                        ("manifest", report.manifests_deleted),
+                        ("link", report.links_deleted),
+                        ("blob", report.blobs_deleted),
+                    ] {
+                        metrics().gc_deleted(kind, count, 0);
+                    }
+                    metrics().gc_deleted("blob", 0, report.bytes_deleted);
+                    metrics().gc_run("completed");
+                    tracing::info!(
+                        seconds = started.elapsed().as_secs_f64(),
+                        repositories = report.repositories,
+                        blobs_marked = report.blobs_marked,
+                        tags = report.tags_deleted,
+                        manifests = report.manifests_deleted,
+                        links = report.links_deleted,
+                        blobs = report.blobs_deleted,
+                        bytes = report.bytes_deleted,
+                        "gc: run completed"
+                    );
+                }
+                Err(err) => {
+                    metrics().gc_run("failed");
+                    tracing::warn!("gc: run stopped: {err}");
+                }
             }
         }
     });

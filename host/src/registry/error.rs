@@ -169,6 +169,9 @@ impl From<StoreError> for RegistryError {
             StoreError::NameUnknown(_) => RegistryError::new(ErrorCode::NameUnknown, message),
             StoreError::UploadUnknown { .. } => RegistryError::new(ErrorCode::BlobUploadUnknown, message),
             StoreError::DigestMismatch { .. } => RegistryError::new(ErrorCode::DigestInvalid, message),
+            StoreError::Unavailable(_) => RegistryError::new(ErrorCode::Unknown, message)
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_header(axum::http::header::RETRY_AFTER, "2"),
             StoreError::Storage(err) => err.into(),
         }
     }

@@ -128,7 +128,7 @@ impl Registry {
         self.store.purge(older_than).await
     }
 
-    fn store(&self) -> &Store {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 

@@ -4,6 +4,7 @@
 
 use crate::storage::FileReader;
 
+use super::online::Key;
 use super::{absent_is_none, layout, Digest, Result, Store, StoreError};
 
 impl Store {
@@ -50,6 +51,7 @@ impl Store {
     /// Links the blob `digest` into `name` if its data is anywhere in the
     /// storage (the blob store is shared); whether it did.
     pub async fn mount_blob(&self, name: &str, digest: &Digest) -> Result<bool> {
+        self.record_link(Key::Digest(digest)).await?;
         if !self.blob_exists(digest).await? {
             return Ok(false);
         }

@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::config::RetentionConfig;
 
+use super::online::{Key, OnlineRun};
 use super::{absent_is_none, base_name, layout, Digest, Result, Store};
 
 /// What to collect.
@@ -40,6 +41,9 @@ pub struct GcOptions {
     pub delete_untagged: bool,
     /// Tags to delete first, per repository (`storage.retention`).
     pub retention: RetentionConfig,
+    /// The run this collection is, when the registry serves meanwhile:
+    /// deletions then follow `online`'s rules.
+    pub online: Option<OnlineRun>,
 }
 
 /// Something the collection deletes (or, in a dry run, would delete).
@@ -95,14 +99,14 @@ struct References {
 }
 
 impl Store {
-    /// Collects garbage; `deleted` hears of every deletion (before it is
-    /// made), `progress` of the walk. A storage error stops the run where
-    /// it is: what was deleted until then was garbage.
+    /// Collects garbage; `deleted` hears of every deletion made (in a dry
+    /// run, that would be made), `progress` of the walk. A storage error
+    /// stops the run where it is: what was deleted until then was garbage.
     pub async fn collect_garbage(
         &self,
         options: GcOptions,
-        deleted: &mut dyn FnMut(&Deletion),
-        progress: &mut dyn FnMut(GcProgress),
+        deleted: &mut (dyn FnMut(&Deletion) + Send),
+        progress: &mut (dyn FnMut(GcProgress) + Send),
     ) -> Result<GcReport> {
         let mut report = GcReport::default();
         let mut repositories = self.repositories().await?;
@@ -117,13 +121,22 @@ impl Store {
                 None => Vec::new(),
             };
             for tag in &retired {
+                let link = layout::tag_current_link(name, tag);
+                let key = Key::Tag { name, tag };
+                if !self
+                    .delete_garbage(&options, &link, &layout::tag(name, tag), key, None)
+                    .await?
+                {
+                    continue;
+                }
+                if options.online.is_some() {
+                    // Its history, now that the current link is gone.
+                    self.delete_tag(name, tag).await?;
+                }
                 deleted(&Deletion::Tag {
                     name: name.clone(),
                     tag: tag.clone(),
                 });
-                if !options.dry_run {
-                    self.delete_tag(name, tag).await?;
-                }
                 report.tags_deleted += 1;
             }
             let (kept, dropped) = self.mark_repository(name, &options, &retired, &mut marked).await?;
@@ -137,28 +150,38 @@ impl Store {
         report.blobs_marked = marked.len() as u64;
 
         for (name, digest) in untagged {
-            deleted(&Deletion::Manifest {
-                name: name.clone(),
-                digest: digest.clone(),
-            });
-            if !options.dry_run {
-                self.delete_revision(&name, &digest).await?;
+            let link = layout::manifest_revision_link(&name, &digest);
+            let dir = link.trim_end_matches("/link");
+            if !self
+                .delete_garbage(&options, &link, dir, Key::Digest(&digest), None)
+                .await?
+            {
+                continue;
             }
+            if !options.dry_run {
+                self.delete_history(&name, &digest).await?;
+            }
+            deleted(&Deletion::Manifest { name, digest });
             report.manifests_deleted += 1;
         }
         for name in &repositories {
             for digest in self.layer_links(name).await? {
-                if marked.contains(&digest) {
+                let link = layout::layer_link(name, &digest);
+                // An empty link folder, as a deletion while serving leaves it.
+                if marked.contains(&digest) || absent_is_none(self.driver().stat(&link).await)?.is_none() {
+                    continue;
+                }
+                let dir = link.trim_end_matches("/link");
+                if !self
+                    .delete_garbage(&options, &link, dir, Key::Digest(&digest), None)
+                    .await?
+                {
                     continue;
                 }
                 deleted(&Deletion::Link {
                     name: name.clone(),
-                    digest: digest.clone(),
+                    digest,
                 });
-                if !options.dry_run {
-                    let link = layout::layer_link(name, &digest);
-                    self.driver().delete(link.trim_end_matches("/link")).await?;
-                }
                 report.links_deleted += 1;
             }
         }
@@ -177,7 +200,14 @@ impl Store {
         retired: &[String],
         marked: &mut HashSet<Digest>,
     ) -> Result<(u64, Vec<Digest>)> {
-        let revisions = self.revisions(name).await?;
+        // A revision folder without its link is what a deletion while
+        // serving leaves on a filesystem: not a manifest.
+        let mut revisions = Vec::new();
+        for digest in self.revisions(name).await? {
+            if self.has_manifest(name, &digest).await? {
+                revisions.push(digest);
+            }
+        }
         let mut references = HashMap::with_capacity(revisions.len());
         for digest in &revisions {
             match absent_is_none(self.driver().get_content(&layout::blob_data(digest)).await)? {
@@ -247,12 +277,32 @@ impl Store {
         Ok(tagged)
     }
 
-    /// Removes an untagged manifest from the repository: its revision link
-    /// and every tag's history entry for it.
-    async fn delete_revision(&self, name: &str, digest: &Digest) -> Result<()> {
+    /// Deletes garbage: in a dry run nothing; offline `dir`, its folder,
+    /// whole; while serving `file` by `online`'s rules, which may keep it.
+    /// Whether it is (or would be) gone.
+    async fn delete_garbage(
+        &self,
+        options: &GcOptions,
+        file: &str,
+        dir: &str,
+        key: Key<'_>,
+        modified_ns: Option<u64>,
+    ) -> Result<bool> {
+        if options.dry_run {
+            return Ok(true);
+        }
+        match &options.online {
+            None => {
+                self.driver().delete(dir).await?;
+                Ok(true)
+            }
+            Some(run) => self.remove_while_serving(run, file, key, modified_ns).await,
+        }
+    }
+
+    /// Removes every tag's history entry for a deleted manifest.
+    async fn delete_history(&self, name: &str, digest: &Digest) -> Result<()> {
         let driver = self.driver();
-        let link = layout::manifest_revision_link(name, digest);
-        driver.delete(link.trim_end_matches("/link")).await?;
         let tags = absent_is_none(driver.list(&layout::tags(name)).await)?.unwrap_or_default();
         for tag_dir in tags {
             let entry = layout::tag_index_link(name, base_name(&tag_dir), digest);
@@ -286,8 +336,8 @@ impl Store {
         options: &GcOptions,
         marked: &HashSet<Digest>,
         report: &mut GcReport,
-        deleted: &mut dyn FnMut(&Deletion),
-        progress: &mut dyn FnMut(GcProgress),
+        deleted: &mut (dyn FnMut(&Deletion) + Send),
+        progress: &mut (dyn FnMut(GcProgress) + Send),
     ) -> Result<()> {
         let root = layout::blobs();
         let mut after: Option<String> = None;
@@ -304,14 +354,19 @@ impl Store {
                 if marked.contains(&digest) {
                     continue;
                 }
+                let dir = file.path.trim_end_matches("/data");
+                let key = Key::Digest(&digest);
+                if !self
+                    .delete_garbage(options, &file.path, dir, key, Some(file.modified_ns))
+                    .await?
+                {
+                    continue;
+                }
+                self.cache.forget(&digest);
                 deleted(&Deletion::Blob {
-                    digest: digest.clone(),
+                    digest,
                     size: file.size,
                 });
-                if !options.dry_run {
-                    self.driver().delete(file.path.trim_end_matches("/data")).await?;
-                    self.cache.forget(&digest);
-                }
                 report.blobs_deleted += 1;
                 report.bytes_deleted += file.size;
             }

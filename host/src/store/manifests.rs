@@ -3,6 +3,7 @@
 //! one of them, with the history of what it pointed at. Tag resolution
 //! always reads storage: another process may have moved the tag.
 
+use super::online::Key;
 use super::{absent_is_none, base_name, layout, Digest, Result, Store, StoreError};
 
 /// A manifest reference: a tag or a digest.
@@ -71,6 +72,15 @@ impl Store {
         tag: Option<&str>,
         dependencies: &[Dependency],
     ) -> Result<()> {
+        // Recorded before anything is looked for: see `online`'s rules.
+        self.record_link(Key::Digest(digest)).await?;
+        if let Some(tag) = tag {
+            self.record_link(Key::Tag { name, tag }).await?;
+        }
+        for dependency in dependencies {
+            let (Dependency::Blob(needed) | Dependency::Manifest(needed)) = dependency;
+            self.record_link(Key::Digest(needed)).await?;
+        }
         for dependency in dependencies {
             let (needed, present) = match dependency {
                 Dependency::Blob(needed) => match self.blob_size(name, needed).await {

@@ -15,6 +15,7 @@ mod digest;
 mod gc;
 mod layout;
 mod manifests;
+mod online;
 mod repositories;
 mod retention;
 mod time;
@@ -29,6 +30,7 @@ pub use check::{CheckProgress, CheckReport, Problem, QUARANTINE};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use gc::{Deletion, GcOptions, GcProgress, GcReport};
 pub use manifests::{Dependency, Reference};
+pub use online::{grace as online_gc_grace, OnlineRun, WATCH_EVERY as GC_WATCH_EVERY};
 pub use uploads::{Purged, Upload, STALE_TEMPORARY};
 
 /// The registry's content on one storage. Cheap to clone: clones share the
@@ -39,6 +41,8 @@ pub struct Store {
     cache: Arc<cache::ContentCache>,
     /// One request at a time per upload in this process.
     upload_turns: Arc<uploads::Turns>,
+    /// Which garbage collection run is in progress, as last read.
+    gc_watch: Arc<online::RunWatch>,
 }
 
 /// What a store operation can come to besides success.
@@ -58,6 +62,10 @@ pub enum StoreError {
     /// The upload's content is not what the client said; it is discarded.
     #[error("the upload's content has digest {actual}, not {expected}")]
     DigestMismatch { expected: Digest, actual: Digest },
+    /// The store cannot tell whether linking is safe now (garbage
+    /// collection's lease could not be read lately); retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -72,6 +80,7 @@ impl Store {
             driver,
             cache: Arc::new(cache::ContentCache::new(cache_entries)),
             upload_turns: Arc::default(),
+            gc_watch: Arc::default(),
         }
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::storage::{FileWriter, StorageError};
 
+use super::online::Key;
 use super::time::{parse_rfc3339, rfc3339};
 use super::{absent_is_none, layout, Algorithm, Digest, Hasher, Result, Store, StoreError};
 
@@ -225,6 +226,7 @@ impl Store {
                 actual,
             });
         }
+        self.record_link(Key::Digest(digest)).await?;
         if !self.blob_exists(digest).await? {
             self.driver().move_to(&data, &layout::blob_data(digest)).await?;
         }
