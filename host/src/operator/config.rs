@@ -86,6 +86,47 @@ pub struct ImageRegistrySpec {
     pub rollout_strategy: Option<String>,
     pub affinity: Option<Value>,
     pub topology_spread_constraints: Vec<Value>,
+    /// Berth's own: garbage collection while the registry serves, and the
+    /// tags it keeps, instead of OpenShift's pruner CronJob.
+    pub garbage_collection: Option<GarbageCollection>,
+}
+
+/// `spec.garbageCollection`, Berth's own: the registry's `storage.gc` and
+/// `storage.retention`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GarbageCollection {
+    /// Collect while serving (default false).
+    pub enabled: bool,
+    /// Between runs, a Go duration (default 24h).
+    pub interval: Option<String>,
+    /// Nothing modified more recently is deleted, a Go duration (default 1h).
+    pub delay: Option<String>,
+    /// Delete untagged manifests too (default false).
+    pub delete_untagged: bool,
+    /// Which tags to keep, per repository glob; the first policy matching a
+    /// repository decides.
+    pub retention: Vec<RetentionPolicy>,
+}
+
+/// One retention policy: a tag is kept when any of `keep` says so.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RetentionPolicy {
+    /// Repository globs: `*` within a segment, `**` across.
+    pub repositories: Vec<String>,
+    pub keep: KeepTags,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeepTags {
+    /// The N most recently pushed tags.
+    pub newest: Option<u32>,
+    /// Tags pushed within this long, a Go duration.
+    pub pushed_within: Option<String>,
+    /// Tags matching one of these globs.
+    pub patterns: Vec<String>,
 }
 
 impl ImageRegistrySpec {

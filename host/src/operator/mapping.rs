@@ -18,6 +18,8 @@
 //! | `disableRedirect` | `storage.redirect.disable` |
 //! | `httpSecret` | `http.secret` |
 //! | `proxy.{http,https,noProxy}` | `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY` |
+//! | `garbageCollection.{enabled,interval,delay,deleteUntagged}` (Berth's own) | `storage.gc.<lower-case name>` |
+//! | `garbageCollection.retention` (Berth's own) | `storage.retention.policies` |
 //!
 //! Always: `http.addr` `:5000` and `storage.delete.enabled` (image pruning
 //! deletes through the registry's API). The rest of the spec (replicas,
@@ -139,6 +141,50 @@ pub fn registry_env(spec: &ImageRegistrySpec, secret_keys: &[String]) -> Result<
         env.optional("HTTP_PROXY", proxy.http.as_deref(), "spec.proxy.http");
         env.optional("HTTPS_PROXY", proxy.https.as_deref(), "spec.proxy.https");
         env.optional("NO_PROXY", proxy.no_proxy.as_deref(), "spec.proxy.noProxy");
+    }
+    if let Some(gc) = &spec.garbage_collection {
+        let field = "spec.garbageCollection";
+        env.flag("REGISTRY_STORAGE_GC_ENABLED", gc.enabled, &format!("{field}.enabled"));
+        env.optional(
+            "REGISTRY_STORAGE_GC_INTERVAL",
+            gc.interval.as_deref(),
+            &format!("{field}.interval"),
+        );
+        env.optional(
+            "REGISTRY_STORAGE_GC_DELAY",
+            gc.delay.as_deref(),
+            &format!("{field}.delay"),
+        );
+        env.flag(
+            "REGISTRY_STORAGE_GC_DELETEUNTAGGED",
+            gc.delete_untagged,
+            &format!("{field}.deleteUntagged"),
+        );
+        // One variable holding the list, read as YAML (JSON is YAML) by the
+        // configuration loader, in its own key names.
+        let policies: Vec<Value> = gc
+            .retention
+            .iter()
+            .map(|policy| {
+                let mut keep = serde_json::Map::new();
+                if let Some(newest) = policy.keep.newest {
+                    keep.insert("newest".into(), newest.into());
+                }
+                if let Some(within) = &policy.keep.pushed_within {
+                    keep.insert("pushedwithin".into(), within.clone().into());
+                }
+                if !policy.keep.patterns.is_empty() {
+                    keep.insert("patterns".into(), policy.keep.patterns.clone().into());
+                }
+                serde_json::json!({"repositories": policy.repositories, "keep": keep})
+            })
+            .collect();
+        let policies = (!policies.is_empty()).then(|| Value::Array(policies).to_string());
+        env.optional(
+            "REGISTRY_STORAGE_RETENTION_POLICIES",
+            policies.as_deref(),
+            &format!("{field}.retention"),
+        );
     }
     if let Some(requests) = &spec.requests {
         for (kind, limits) in [("READ", &requests.read), ("WRITE", &requests.write)] {
@@ -605,5 +651,51 @@ mod tests {
             Some("spec.requests.read.maxRunning")
         );
         assert!(env.ignored.is_empty(), "{:?}", env.ignored);
+    }
+
+    /// `spec.garbageCollection` becomes `storage.gc` and
+    /// `storage.retention`, loaded by the registry's own loader.
+    #[test]
+    fn garbage_collection_and_retention() {
+        let env = registry_env(
+            &spec(serde_json::json!({
+                "storage": {"emptyDir": {}},
+                "garbageCollection": {
+                    "enabled": true, "interval": "12h", "deleteUntagged": true,
+                    "retention": [{"repositories": ["team/**"], "keep": {"newest": 5, "pushedWithin": "720h", "patterns": ["v*"]}}]
+                }
+            })),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(var(&env, "REGISTRY_STORAGE_GC_ENABLED"), lit("true").as_ref());
+        assert_eq!(var(&env, "REGISTRY_STORAGE_GC_DELAY"), None, "the registry's default");
+        let vars: Vec<(String, String)> = env
+            .vars
+            .iter()
+            .filter_map(|v| match &v.value {
+                EnvValue::Literal(value) => Some((v.name.clone(), value.clone())),
+                _ => None,
+            })
+            .chain([(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY".to_string(),
+                "/registry".to_string(),
+            )])
+            .collect();
+        let loaded = crate::config::load(None, vars).expect("the registry loads what the operator sets");
+        let storage = &loaded.config.storage;
+        assert!(storage.gc.enabled && storage.gc.deleteuntagged);
+        assert_eq!(storage.gc.interval, std::time::Duration::from_secs(12 * 3600));
+        let policy = storage.retention.policy_for("team/app").expect("the policy");
+        assert_eq!(policy.keep.newest, Some(5));
+        assert_eq!(
+            policy.keep.pushedwithin,
+            Some(std::time::Duration::from_secs(720 * 3600))
+        );
+        assert_eq!(policy.keep.patterns, ["v*"]);
+        assert_eq!(
+            env.spec_path("storage.retention.policies").as_deref(),
+            Some("spec.garbageCollection.retention")
+        );
     }
 }
