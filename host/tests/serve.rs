@@ -1774,6 +1774,15 @@ fn gc_log_lines(servers: &[Server]) -> String {
         .join("\n")
 }
 
+/// The servers' log lines at warning level or above.
+fn error_lines(servers: &[Server]) -> String {
+    let logs: String = servers.iter().map(Server::log_text).collect();
+    logs.lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// How many collections the servers' logs say completed.
 fn runs_completed(servers: &[Server]) -> usize {
     servers
@@ -1813,7 +1822,7 @@ fn online_gc_under_load(storage: &Storage, pace: Duration, runs_under_load: usiz
     let pushed: Vec<std::collections::BTreeMap<String, (String, Vec<String>)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..3)
             .map(|worker| {
-                let (addr, shared, stop) = (servers[worker % 2].addr.clone(), &shared, &stop);
+                let (addr, shared, stop, servers) = (servers[worker % 2].addr.clone(), &shared, &stop, &servers);
                 scope.spawn(move || {
                     let mut tags = std::collections::BTreeMap::new();
                     let mut round = 0usize;
@@ -1827,7 +1836,10 @@ fn online_gc_under_load(storage: &Storage, pace: Duration, runs_under_load: usiz
                                 Ok(image) => break image,
                                 // The manifest named a layer the collection took: push again.
                                 Err(400) if tries < 5 => continue,
-                                Err(status) => panic!("worker {worker} round {round}: push answered {status}"),
+                                Err(status) => panic!(
+                                    "worker {worker} round {round}: push answered {status}; the servers' errors:\n{}",
+                                    error_lines(servers)
+                                ),
                             }
                         };
                         if round % 4 == 3 {

@@ -147,7 +147,18 @@ impl Store {
                 }
             }
         };
-        if let Some(run) = run {
+        let Some(run) = run else {
+            return Ok(());
+        };
+        // The driver creates the record's folders; a run that ends removes
+        // its folder, so a write racing that removal finds a folder gone.
+        // Then the run is over (its lease went first) or it is not: only in
+        // the second case is the record owed.
+        match self.driver().put_content(&key.path(&run), b"").await {
+            Err(StorageError::PathNotFound(_)) => {}
+            other => return Ok(other?),
+        }
+        if self.read_lease().await?.is_some_and(|lease| lease.run == run) {
             self.driver().put_content(&key.path(&run), b"").await?;
         }
         Ok(())
