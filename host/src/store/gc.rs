@@ -14,19 +14,28 @@
 //! `_layers` links to unmarked blobs (so no request finds a link whose data
 //! is going) and the unmarked blobs' data.
 //!
-//! Memory: the set of marked digests and, one repository at a time, its
-//! manifests' references; blobs are swept page by page from the driver's
-//! `walk`, never listed whole.
+//! Memory: the set of marked digests and, for the few repositories marked
+//! at once, their manifests' references; blobs are swept page by page from
+//! the driver's `walk`, never listed whole.
 //!
-//! Safety: this run assumes no push happens meanwhile (distribution's rule
+//! Speed: repositories are marked and swept, and a page's blobs deleted,
+//! several at once on the runtime's threads, each with plugin instances of
+//! its own (one per repository, as a registry request has one).
+//!
+//! Safety: without `online`, this run assumes no push happens meanwhile (distribution's rule
 //! for its garbage-collect: a read-only or stopped registry). A blob
 //! uploaded during the run and not yet referenced would be swept.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
 
+use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::Value;
 
 use crate::config::RetentionConfig;
+use crate::plugin::one_instance_per_request;
+use crate::storage::StorageError;
 
 use super::online::{Key, OnlineRun};
 use super::{absent_is_none, base_name, layout, Digest, Result, Store};
@@ -88,6 +97,28 @@ pub struct GcReport {
 /// How many files one `walk` page asks for.
 const WALK_PAGE: u32 = 1000;
 
+/// How many repositories `berth gc` marks or sweeps at once, and how many
+/// blobs it deletes at once: enough to overlap S3's round trips, while
+/// memory stays that of a few repositories.
+const OFFLINE_PARALLEL: usize = 16;
+
+/// The same while the registry serves: the collection is not in a hurry,
+/// and the requests it runs beside should not wait behind it.
+const ONLINE_PARALLEL: usize = 2;
+
+/// What marking one repository found.
+struct RepositoryMark {
+    name: String,
+    /// Tags deleted by retention.
+    retired: Vec<String>,
+    /// How many manifests it keeps.
+    kept: u64,
+    /// The kept manifests and what they reference.
+    marked: Vec<Digest>,
+    /// Revisions it does not keep.
+    untagged: Vec<Digest>,
+}
+
 /// What a stored manifest refers to.
 #[derive(Debug, Default)]
 struct References {
@@ -108,6 +139,7 @@ impl Store {
         deleted: &mut (dyn FnMut(&Deletion) + Send),
         progress: &mut (dyn FnMut(GcProgress) + Send),
     ) -> Result<GcReport> {
+        let options = Arc::new(options);
         let mut report = GcReport::default();
         let mut repositories = self.repositories().await?;
         repositories.sort();
@@ -115,74 +147,41 @@ impl Store {
         let mut marked = HashSet::new();
         let mut untagged = Vec::new();
         let now_ns = super::time::now_ns();
-        for (done, name) in repositories.iter().enumerate() {
-            let retired = match options.retention.policy_for(name) {
-                Some(policy) => self.tags_not_kept(name, policy, now_ns).await?,
-                None => Vec::new(),
-            };
-            for tag in &retired {
-                let link = layout::tag_current_link(name, tag);
-                let key = Key::Tag { name, tag };
-                if !self
-                    .delete_garbage(&options, &link, &layout::tag(name, tag), key, None)
-                    .await?
-                {
-                    continue;
-                }
-                if options.online.is_some() {
-                    // Its history, now that the current link is gone.
-                    self.delete_tag(name, tag).await?;
-                }
+        let mut marks = self.in_parallel(&options, repositories, move |store, options, name| async move {
+            store.mark_repository(name, &options, now_ns).await
+        });
+        while let Some(mark) = marks.next().await {
+            let mark = mark?;
+            for tag in mark.retired {
                 deleted(&Deletion::Tag {
-                    name: name.clone(),
-                    tag: tag.clone(),
+                    name: mark.name.clone(),
+                    tag,
                 });
                 report.tags_deleted += 1;
             }
-            let (kept, dropped) = self.mark_repository(name, &options, &retired, &mut marked).await?;
-            report.manifests_kept += kept;
-            untagged.extend(dropped.into_iter().map(|digest| (name.clone(), digest)));
+            report.manifests_kept += mark.kept;
+            marked.extend(mark.marked);
+            untagged.push((mark.name, mark.untagged));
             progress(GcProgress::Marking {
-                repositories: done as u64 + 1,
+                repositories: untagged.len() as u64,
                 of: report.repositories,
             });
         }
         report.blobs_marked = marked.len() as u64;
 
-        for (name, digest) in untagged {
-            let link = layout::manifest_revision_link(&name, &digest);
-            let dir = link.trim_end_matches("/link");
-            if !self
-                .delete_garbage(&options, &link, dir, Key::Digest(&digest), None)
-                .await?
-            {
-                continue;
-            }
-            if !options.dry_run {
-                self.delete_history(&name, &digest).await?;
-            }
-            deleted(&Deletion::Manifest { name, digest });
-            report.manifests_deleted += 1;
-        }
-        for name in &repositories {
-            for digest in self.layer_links(name).await? {
-                let link = layout::layer_link(name, &digest);
-                // An empty link folder, as a deletion while serving leaves it.
-                if marked.contains(&digest) || absent_is_none(self.driver().stat(&link).await)?.is_none() {
-                    continue;
+        let marked = Arc::new(marked);
+        let for_sweeps = marked.clone();
+        let mut sweeps = self.in_parallel(&options, untagged, move |store, options, (name, untagged)| {
+            let marked = for_sweeps.clone();
+            async move { store.sweep_repository(name, untagged, &marked, &options).await }
+        });
+        while let Some(deletions) = sweeps.next().await {
+            for deletion in deletions? {
+                match deletion {
+                    Deletion::Manifest { .. } => report.manifests_deleted += 1,
+                    _ => report.links_deleted += 1,
                 }
-                let dir = link.trim_end_matches("/link");
-                if !self
-                    .delete_garbage(&options, &link, dir, Key::Digest(&digest), None)
-                    .await?
-                {
-                    continue;
-                }
-                deleted(&Deletion::Link {
-                    name: name.clone(),
-                    digest,
-                });
-                report.links_deleted += 1;
+                deleted(&deletion);
             }
         }
         self.sweep_blobs(&options, &marked, &mut report, deleted, progress)
@@ -190,16 +189,81 @@ impl Store {
         Ok(report)
     }
 
-    /// Marks what `name` keeps into `marked`, the `retired` tags counting as
-    /// gone; returns how many manifests it keeps and the revisions it does
-    /// not.
-    async fn mark_repository(
+    /// Runs `work` on each of `items` on the runtime's threads, as many at
+    /// once as `options` allow, each with plugin instances of its own (as a
+    /// registry request has); the results come in the items' order. Storage
+    /// round trips overlap, which on S3 are network round trips.
+    fn in_parallel<I, F, W, T>(
+        &self,
+        options: &Arc<GcOptions>,
+        items: I,
+        mut work: F,
+    ) -> impl Stream<Item = Result<T>> + Unpin
+    where
+        I: IntoIterator,
+        F: FnMut(Store, Arc<GcOptions>, I::Item) -> W,
+        W: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let parallel = if options.online.is_some() {
+            ONLINE_PARALLEL
+        } else {
+            OFFLINE_PARALLEL
+        };
+        let store = self.clone();
+        let options = options.clone();
+        stream::iter(items)
+            .map(move |item| {
+                let task = tokio::spawn(one_instance_per_request(work(store.clone(), options.clone(), item)));
+                async move {
+                    task.await
+                        .map_err(|err| StorageError::Backend(format!("a garbage collection task failed: {err}")))?
+                }
+            })
+            .buffered(parallel)
+    }
+
+    /// Deletes the tags of `name` its retention policy does not keep, then
+    /// marks what the repository keeps.
+    async fn mark_repository(&self, name: String, options: &GcOptions, now_ns: u64) -> Result<RepositoryMark> {
+        let candidates = match options.retention.policy_for(&name) {
+            Some(policy) => self.tags_not_kept(&name, policy, now_ns).await?,
+            None => Vec::new(),
+        };
+        let mut retired = Vec::new();
+        for tag in candidates {
+            let link = layout::tag_current_link(&name, &tag);
+            let key = Key::Tag { name: &name, tag: &tag };
+            if !self
+                .delete_garbage(options, &link, &layout::tag(&name, &tag), key, None)
+                .await?
+            {
+                continue;
+            }
+            if options.online.is_some() {
+                // Its history, now that the current link is gone.
+                self.delete_tag(&name, &tag).await?;
+            }
+            retired.push(tag);
+        }
+        let (kept, marked, untagged) = self.mark_manifests(&name, options, &retired).await?;
+        Ok(RepositoryMark {
+            name,
+            retired,
+            kept,
+            marked,
+            untagged,
+        })
+    }
+
+    /// What `name` keeps, the `retired` tags counting as gone: how many
+    /// manifests, the digests they mark, and the revisions it does not keep.
+    async fn mark_manifests(
         &self,
         name: &str,
         options: &GcOptions,
         retired: &[String],
-        marked: &mut HashSet<Digest>,
-    ) -> Result<(u64, Vec<Digest>)> {
+    ) -> Result<(u64, Vec<Digest>, Vec<Digest>)> {
         // A revision folder without its link is what a deletion while
         // serving leaves on a filesystem: not a manifest.
         let mut revisions = Vec::new();
@@ -250,15 +314,64 @@ impl Store {
                 break;
             }
         }
+        let mut marked = Vec::new();
         for digest in &kept {
-            marked.insert(digest.clone());
+            marked.push(digest.clone());
             if let Some(refs) = references.get(digest) {
                 marked.extend(refs.blobs.iter().cloned());
                 marked.extend(refs.children.iter().cloned());
             }
         }
-        let dropped = revisions.into_iter().filter(|d| !kept.contains(d)).collect();
-        Ok((kept.len() as u64, dropped))
+        let untagged = revisions.into_iter().filter(|d| !kept.contains(d)).collect();
+        Ok((kept.len() as u64, marked, untagged))
+    }
+
+    /// Deletes the `untagged` revisions of `name` and its layer links to
+    /// blobs nobody `marked`; what it deleted, in that order.
+    async fn sweep_repository(
+        &self,
+        name: String,
+        untagged: Vec<Digest>,
+        marked: &HashSet<Digest>,
+        options: &GcOptions,
+    ) -> Result<Vec<Deletion>> {
+        let mut deletions = Vec::new();
+        for digest in untagged {
+            let link = layout::manifest_revision_link(&name, &digest);
+            let dir = link.trim_end_matches("/link");
+            if !self
+                .delete_garbage(options, &link, dir, Key::Digest(&digest), None)
+                .await?
+            {
+                continue;
+            }
+            if !options.dry_run {
+                self.delete_history(&name, &digest).await?;
+            }
+            deletions.push(Deletion::Manifest {
+                name: name.clone(),
+                digest,
+            });
+        }
+        for digest in self.layer_links(&name).await? {
+            let link = layout::layer_link(&name, &digest);
+            // An empty link folder, as a deletion while serving leaves it.
+            if marked.contains(&digest) || absent_is_none(self.driver().stat(&link).await)?.is_none() {
+                continue;
+            }
+            let dir = link.trim_end_matches("/link");
+            if !self
+                .delete_garbage(options, &link, dir, Key::Digest(&digest), None)
+                .await?
+            {
+                continue;
+            }
+            deletions.push(Deletion::Link {
+                name: name.clone(),
+                digest,
+            });
+        }
+        Ok(deletions)
     }
 
     /// The digests the repository's tags but `retired` point at now.
@@ -330,10 +443,10 @@ impl Store {
     }
 
     /// Deletes the data of every blob not in `marked`, walking the blob
-    /// store a page at a time.
+    /// store a page at a time; a page's deletions run in parallel.
     async fn sweep_blobs(
         &self,
-        options: &GcOptions,
+        options: &Arc<GcOptions>,
         marked: &HashSet<Digest>,
         report: &mut GcReport,
         deleted: &mut (dyn FnMut(&Deletion) + Send),
@@ -346,29 +459,31 @@ impl Store {
                 Some(page) => page,
                 None => return Ok(()),
             };
+            let mut unmarked = Vec::new();
             for file in &page {
                 let Some(digest) = layout::blob_of_data_path(&file.path) else {
                     continue;
                 };
                 report.blobs_seen += 1;
-                if marked.contains(&digest) {
-                    continue;
+                if !marked.contains(&digest) {
+                    unmarked.push((digest, file.clone()));
                 }
+            }
+            let mut deletions = self.in_parallel(options, unmarked, |store, options, (digest, file)| async move {
                 let dir = file.path.trim_end_matches("/data");
-                let key = Key::Digest(&digest);
-                if !self
-                    .delete_garbage(options, &file.path, dir, key, Some(file.modified_ns))
-                    .await?
-                {
+                let gone = store
+                    .delete_garbage(&options, &file.path, dir, Key::Digest(&digest), Some(file.modified_ns))
+                    .await?;
+                Ok(gone.then_some((digest, file.size)))
+            });
+            while let Some(deletion) = deletions.next().await {
+                let Some((digest, size)) = deletion? else {
                     continue;
-                }
+                };
                 self.cache.forget(&digest);
-                deleted(&Deletion::Blob {
-                    digest,
-                    size: file.size,
-                });
+                deleted(&Deletion::Blob { digest, size });
                 report.blobs_deleted += 1;
-                report.bytes_deleted += file.size;
+                report.bytes_deleted += size;
             }
             progress(GcProgress::Sweeping {
                 blobs: report.blobs_seen,
