@@ -120,12 +120,7 @@ log "bench: filesystem: docker-registry ${FS_REF_S}s ${FS_REF_KIB} KiB, berth ${
 S3_ROWS=""
 if [[ ${BENCH_GC_S3:-} == 1 ]]; then
     python3 -c 'import moto.server, boto3' 2>/dev/null || die "moto not importable (pip install 'moto[server]')"
-    free_port S3_PORT
-    S3=http://127.0.0.1:$S3_PORT
-    python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$TMP/moto.log" 2>&1 &
-    MOTO_PID=$!
-    started "$MOTO_PID"
-    wait_ready moto "$S3/" "$MOTO_PID"
+    start_moto
     log "bench: uploading the registry into two buckets on moto"
     python3 - "$S3" "$REGION" "$ACCESS_KEY" "$SECRET_KEY" "$TMP/generated" <<'EOF'
 import os, sys, boto3

@@ -244,3 +244,14 @@ row() {
         if (t == "") printf "| %s | %s | %s | %s | | |\n", m, r, b, ratio
         else printf "| %s | %s | %s | %s | >= %sx | %s |\n", m, r, b, ratio, t, (ratio != "n/a" && ratio + 0 >= t) ? "yes" : "**no**" }'
 }
+
+# A moto S3 server on a free loopback port, stopped with the run: sets S3
+# (its URL) and MOTO_PID; its log is $TMP/moto.log.
+start_moto() {
+    free_port S3_PORT
+    S3=http://127.0.0.1:$S3_PORT
+    python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$TMP/moto.log" 2>&1 &
+    MOTO_PID=$!
+    started "$MOTO_PID"
+    wait_ready moto "$S3/" "$MOTO_PID"
+}

@@ -29,12 +29,7 @@ bench_init berth-bench-s3
 build_berth
 
 # ---- one S3 server, two buckets -------------------------------------------
-free_port S3_PORT
-S3=http://127.0.0.1:$S3_PORT
-python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$TMP/moto.log" 2>&1 &
-MOTO_PID=$!
-started "$MOTO_PID"
-wait_ready moto "$S3/" "$MOTO_PID"
+start_moto
 MOTO_VERSION=$(python3 -c 'import moto; print(moto.__version__)')
 python3 - "$S3" "$REGION" "$ACCESS_KEY" "$SECRET_KEY" <<'EOF' || die "creating the buckets on $S3 failed"
 import sys, boto3

@@ -52,6 +52,14 @@ pub(super) fn blob_of_data_path(path: &str) -> Option<Digest> {
     Digest::parse(&format!("{algorithm}:{hex}")).ok()
 }
 
+/// The digest whose link `path` is below `dir` (`<dir>/<alg>/<hex>/link`,
+/// as in `_layers` and `_manifests/revisions`), if it is one.
+pub(super) fn linked_digest(dir: &str, path: &str) -> Option<Digest> {
+    let rest = path.strip_prefix(dir)?.strip_prefix('/')?.strip_suffix("/link")?;
+    let (algorithm, hex) = rest.split_once('/')?;
+    Digest::parse(&format!("{algorithm}:{hex}")).ok()
+}
+
 /// The directory holding every repository (names may span several levels).
 pub(super) fn repositories() -> String {
     format!("{ROOT}/repositories")
@@ -165,7 +173,11 @@ mod tests {
             assert!(check_file_path(&path).is_ok(), "{path}");
         }
         assert_eq!(link_content(&d), format!("sha256:{HEX}"));
-        assert_eq!(blob_of_data_path(&blob_data(&d)), Some(d));
+        assert_eq!(blob_of_data_path(&blob_data(&d)), Some(d.clone()));
+        let layers = layers("a/b");
+        assert_eq!(linked_digest(&layers, &layer_link("a/b", &d)), Some(d.clone()));
+        assert_eq!(linked_digest(&layers, &format!("{layers}/sha256/{HEX}/x/link")), None);
+        assert_eq!(linked_digest(&layers, &format!("{layers}/sha256/{HEX}/data")), None);
         for other in [
             format!("/docker/registry/v2/blobs/sha256/e3/{HEX}/data.tmp"),
             format!("/docker/registry/v2/blobs/sha256/ff/{HEX}/data"),
