@@ -14,7 +14,7 @@ use berth::plugin::{PluginHost, PluginHostOptions, PluginUsage};
 use berth::registry::RegistryOptions;
 use berth::storage::open_driver;
 use common::storage::{blob_data_path, repository_path, uploads_path};
-use common::{bounded, deletes_enabled, http, on_every_storage, sha256, Berth, TestStorage};
+use common::{bounded, deletes_enabled, http, on_every_storage, sha256, Berth, StorageKind, TestStorage};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -1202,6 +1202,383 @@ async fn requests_cost_one_instance_and_one_plugin_call() {
     .await;
 }
 
+/// `<algorithm>:<hex>` of `content` in sha512.
+fn sha512(content: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha512:{}", hex::encode(sha2::Sha512::digest(content)))
+}
+
+/// Every value of the header `name`, split at commas (RFC 9110's lists).
+fn header_list(response: &Response, name: &str) -> Vec<String> {
+    response
+        .headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+/// `PUT /v2/<name>/manifests/<digest>?tag=...` (the spec's main branch).
+async fn push_by_digest_with_tag_parameters(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let manifest = r.image("tp", "tagged").await;
+    let digest = sha256(&manifest);
+    let put = |query: String, bytes: Vec<u8>| {
+        let r = &r;
+        async move {
+            let digest = sha256(&bytes);
+            r.push_manifest("tp", &format!("{digest}?{query}"), OCI_MANIFEST, &bytes)
+                .await
+        }
+    };
+    let response = put("tag=1.2.3&tag=1.2&tag=latest&tag=1.2".into(), manifest.clone()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(header(&response, "location"), format!("/v2/tp/manifests/{digest}"));
+    assert_eq!(header(&response, "docker-content-digest"), digest);
+    assert_eq!(header_list(&response, "oci-tag"), ["1.2.3", "1.2", "latest"]);
+    for tag in ["1.2.3", "1.2", "latest"] {
+        let pulled = r.get(&format!("/v2/tp/manifests/{tag}")).await;
+        assert_eq!(header(&pulled, "docker-content-digest"), digest, "{tag}");
+        assert_eq!(pulled.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    }
+    let tags: Value = r.get("/v2/tp/tags/list").await.json().await.unwrap();
+    assert_eq!(tags["tags"], json!(["1.2", "1.2.3", "latest"]));
+
+    // One bad tag: nothing of the push is stored.
+    let other = r.image("tp", "refused").await;
+    let response = put("tag=fine&tag=-bad".into(), other.clone()).await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::BAD_REQUEST, "TAG_INVALID".to_string())
+    );
+    assert_eq!(
+        r.get(&format!("/v2/tp/manifests/{}", sha256(&other))).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(r.get("/v2/tp/manifests/fine").await.status(), StatusCode::NOT_FOUND);
+    // A dependency missing: neither the manifest nor its tags.
+    let missing = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(b"absent"), "size": 6},
+        "layers": []})
+    .to_string()
+    .into_bytes();
+    let response = put("tag=latest&tag=new".into(), missing).await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN".to_string())
+    );
+    let latest = r.get("/v2/tp/manifests/latest").await;
+    assert_eq!(header(&latest, "docker-content-digest"), digest, "latest did not move");
+    assert_eq!(r.get("/v2/tp/manifests/new").await.status(), StatusCode::NOT_FOUND);
+    // Tag parameters go with a push by digest only; more than 100 is 414.
+    let response = r.push_manifest("tp", "v1?tag=v2", OCI_MANIFEST, &manifest).await;
+    assert_eq!(
+        error(response).await,
+        (StatusCode::BAD_REQUEST, "TAG_INVALID".to_string())
+    );
+    let many: Vec<String> = (0..101).map(|n| format!("tag=t{n}")).collect();
+    let response = put(many.join("&"), manifest.clone()).await;
+    assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+    let ten: Vec<String> = (0..10).map(|n| format!("tag=t{n}")).collect();
+    let response = put(ten.join("&"), manifest.clone()).await;
+    assert_eq!(header_list(&response, "oci-tag").len(), 10);
+}
+
+/// sha512 from upload to referrers: `?digest-algorithm=`, chunks, the
+/// layout's `blobs/sha512`, HEAD and GET, mount, a manifest pushed by its
+/// sha512 digest (tagged by parameter), a referrer of it, deletes.
+async fn sha512_content_end_to_end(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let content = pattern(300_000, 5);
+    let digest = sha512(&content);
+    let started = r
+        .send(
+            "POST",
+            "/v2/long/blobs/uploads/?digest-algorithm=sha512",
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let location = header(&started, "location");
+    let (first, last) = content.split_at(100_000);
+    let patched = r
+        .send("PATCH", &location, &[("content-range", "0-99999")], first.to_vec())
+        .await;
+    assert_eq!(patched.status(), StatusCode::ACCEPTED);
+    let location = header(&patched, "location");
+    // A closing chunk that does not start where the upload is: 416.
+    let wrong = r
+        .send(
+            "PUT",
+            &format!("{location}?digest={digest}"),
+            &[("content-range", "5-200004")],
+            last.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        error(wrong).await,
+        (StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID".to_string())
+    );
+    let put = r
+        .send(
+            "PUT",
+            &format!("{location}?digest={digest}"),
+            &[("content-range", "100000-299999")],
+            last.to_vec(),
+        )
+        .await;
+    assert_eq!(put.status(), StatusCode::CREATED, "{}", body_text(put).await);
+    assert_eq!(
+        storage.read(&blob_data_path(&digest)).await.as_deref(),
+        Some(content.as_slice())
+    );
+    let head = r
+        .send("HEAD", &format!("/v2/long/blobs/{digest}"), &[], Vec::new())
+        .await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(header(&head, "content-length"), content.len().to_string());
+    assert_eq!(header(&head, "docker-content-digest"), digest);
+    let got = r.get(&format!("/v2/long/blobs/{digest}")).await;
+    assert_eq!(got.bytes().await.unwrap().as_ref(), content.as_slice());
+
+    // Monolithic, the algorithm named twice; refused algorithms.
+    let config = b"{\"architecture\":\"amd64\",\"os\":\"linux\"}".to_vec();
+    let config_digest = sha512(&config);
+    let response = r
+        .send(
+            "POST",
+            &format!("/v2/long/blobs/uploads/?digest-algorithm=sha512&digest={config_digest}"),
+            &[],
+            config.clone(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(header(&response, "docker-content-digest"), config_digest);
+    for query in [
+        "digest-algorithm=md5".to_string(),
+        format!("digest-algorithm=sha512&digest={}", sha256(&config)),
+    ] {
+        let response = r
+            .send("POST", &format!("/v2/long/blobs/uploads/?{query}"), &[], config.clone())
+            .await;
+        assert_eq!(
+            error(response).await,
+            (StatusCode::BAD_REQUEST, "DIGEST_INVALID".to_string()),
+            "{query}"
+        );
+    }
+    let mounted = r
+        .send(
+            "POST",
+            &format!("/v2/other/blobs/uploads/?mount={digest}&from=long"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(mounted.status(), StatusCode::CREATED);
+    assert_eq!(header(&mounted, "location"), format!("/v2/other/blobs/{digest}"));
+
+    let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": content.len()}]})
+    .to_string()
+    .into_bytes();
+    let manifest_digest = sha512(&manifest);
+    let response = r
+        .push_manifest("long", &format!("{manifest_digest}?tag=v1"), OCI_MANIFEST, &manifest)
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", body_text(response).await);
+    let pulled = r.get("/v2/long/manifests/v1").await;
+    assert_eq!(header(&pulled, "docker-content-digest"), manifest_digest);
+    assert_eq!(pulled.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    assert!(storage.read(&blob_data_path(&manifest_digest)).await.is_some());
+
+    let referrer = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sig",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len()}})
+    .to_string()
+    .into_bytes();
+    let referrer_digest = sha512(&referrer);
+    let response = r.push_manifest("long", &referrer_digest, OCI_MANIFEST, &referrer).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(header(&response, "oci-subject"), manifest_digest);
+    let index: Value = r
+        .get(&format!("/v2/long/referrers/{manifest_digest}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(index["manifests"][0]["digest"], referrer_digest.as_str());
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+
+    let deleted = r
+        .send(
+            "DELETE",
+            &format!("/v2/long/manifests/{referrer_digest}"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    let deleted = r
+        .send("DELETE", &format!("/v2/other/blobs/{digest}"), &[], Vec::new())
+        .await;
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        r.get(&format!("/v2/other/blobs/{digest}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        r.get(&format!("/v2/long/blobs/{digest}")).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// `validation.manifests.indexes`: an index whose absent manifests are of
+/// platforms nobody requires is stored; one missing a required manifest is
+/// MANIFEST_BLOB_UNKNOWN naming it.
+async fn sparse_indexes_by_platform(storage: TestStorage) {
+    use berth::config::{IndexPlatforms, IndexValidationConfig, PlatformConfig};
+    let with = |platforms, platformlist| RegistryOptions {
+        index_children: IndexValidationConfig {
+            platforms,
+            platformlist,
+        },
+        ..deletes_enabled()
+    };
+    let amd64 = PlatformConfig {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+    };
+    let all = serve(&storage, deletes_enabled()).await;
+    let list = serve(&storage, with(IndexPlatforms::List, vec![amd64])).await;
+    let none = serve(&storage, with(IndexPlatforms::None, Vec::new())).await;
+
+    let image = all.image("multi", "amd64").await;
+    assert_eq!(
+        all.push_manifest("multi", &sha256(&image), OCI_MANIFEST, &image)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let absent = sha256(b"the arm64 image, not mirrored");
+    let child = |digest: &str, architecture: &str| {
+        json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": 100,
+               "platform": {"architecture": architecture, "os": "linux"}})
+    };
+    let index = |children: Vec<Value>| {
+        json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+            .to_string()
+            .into_bytes()
+    };
+    let sparse = index(vec![child(&sha256(&image), "amd64"), child(&absent, "arm64")]);
+    let refused = all.push_manifest("multi", "sparse", OCI_INDEX, &sparse).await;
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
+    assert_eq!(body["errors"][0]["detail"]["digest"], absent.as_str());
+    let stored = list.push_manifest("multi", "sparse", OCI_INDEX, &sparse).await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    assert_eq!(
+        all.get("/v2/multi/manifests/sparse")
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        sparse.as_slice()
+    );
+    // The required platform's manifest absent: refused even with a list.
+    let amd64_absent = index(vec![child(&absent, "amd64")]);
+    let refused = list.push_manifest("multi", "broken", OCI_INDEX, &amd64_absent).await;
+    assert_eq!(
+        error(refused).await,
+        (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN".to_string())
+    );
+    let stored = none.push_manifest("multi", "broken", OCI_INDEX, &amd64_absent).await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+}
+
+/// What the main branch's reading of RFC 9110 and its own text asks of
+/// responses beyond v1.1: `Allow` on a 405, no `Content-Length` on a 204,
+/// a HEAD answered whole despite `Range`, tags of a repository without any,
+/// and a referrer's empty `artifactType` replaced by its config's type.
+async fn responses_follow_the_main_branch(storage: TestStorage) {
+    let r = serve(&storage, deletes_enabled()).await;
+    let refused = r.send("POST", "/v2/a/tags/list", &[], Vec::new()).await;
+    assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header(&refused, "allow"), "GET, HEAD");
+    let refused = r.send("PATCH", "/v2/a/manifests/v1", &[], Vec::new()).await;
+    assert_eq!(header(&refused, "allow"), "GET, HEAD, PUT, DELETE");
+
+    let started = r.send("POST", "/v2/semantics/blobs/uploads/", &[], Vec::new()).await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&started, "content-length"), "0");
+    let location = header(&started, "location");
+    let status = r.get(&location).await;
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert!(
+        status.headers().get("content-length").is_none(),
+        "{:?}",
+        status.headers()
+    );
+    let cancelled = r.send("DELETE", &location, &[], Vec::new()).await;
+    assert_eq!(cancelled.status(), StatusCode::NO_CONTENT);
+    assert!(
+        cancelled.headers().get("content-length").is_none(),
+        "{:?}",
+        cancelled.headers()
+    );
+
+    let digest = r.push_blob("semantics", &pattern(1000, 3)).await;
+    let head = r
+        .send(
+            "HEAD",
+            &format!("/v2/semantics/blobs/{digest}"),
+            &[("range", "bytes=0-9")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(header(&head, "content-length"), "1000");
+    // A repository with content and no tag has an empty list; none is 404.
+    let tags: Value = r.get("/v2/semantics/tags/list").await.json().await.unwrap();
+    assert_eq!(tags, json!({"name": "semantics", "tags": []}));
+    assert_eq!(
+        error(r.get("/v2/nothing/tags/list").await).await,
+        (StatusCode::NOT_FOUND, "NAME_UNKNOWN".to_string())
+    );
+
+    let image = r.image("semantics", "subject").await;
+    let subject = sha256(&image);
+    assert_eq!(
+        r.push_manifest("semantics", &subject, OCI_MANIFEST, &image)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let config = r.push_blob("semantics", b"{}").await;
+    let artifact = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "",
+        "config": {"mediaType": "application/vnd.example.config", "digest": config, "size": 2},
+        "layers": [], "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": image.len()}})
+    .to_string()
+    .into_bytes();
+    let pushed = r
+        .push_manifest("semantics", &sha256(&artifact), OCI_MANIFEST, &artifact)
+        .await;
+    assert_eq!(pushed.status(), StatusCode::CREATED);
+    let index: Value = r
+        .get(&format!("/v2/semantics/referrers/{subject}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(index["manifests"][0]["artifactType"], "application/vnd.example.config");
+}
+
 // Every test body above on both storages. Only the inmemory test stays out:
 // it is about that driver, not about a storage a test chooses.
 on_every_storage!(
@@ -1222,4 +1599,42 @@ on_every_storage!(
     invalid_names_tags_and_digests_are_400,
     chunked_upload_across_two_registries_sharing_storage,
     purge_removes_only_stale_uploads,
+    push_by_digest_with_tag_parameters,
+    sha512_content_end_to_end,
+    sparse_indexes_by_platform,
+    responses_follow_the_main_branch,
 );
+
+/// A tag write that fails during a push (a file stands where the tag's
+/// history folder goes; only a filesystem can be made to fail so): the tag
+/// already moved is moved back, the one made is gone, the new revision is
+/// removed. The push leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_tag_write_fails_leaves_nothing() {
+    bounded(async {
+        let storage = TestStorage::new(StorageKind::Filesystem).await;
+        let r = serve(&storage, deletes_enabled()).await;
+        let old = r.image("undo", "old").await;
+        let old_digest = sha256(&old);
+        assert_eq!(
+            r.push_manifest("undo", "a", OCI_MANIFEST, &old).await.status(),
+            StatusCode::CREATED
+        );
+        let new = r.image("undo", "new").await;
+        let new_digest = sha256(&new);
+        let in_the_way = format!("{}/_manifests/tags/c/index", repository_path("undo"));
+        storage.write(&in_the_way, b"not a folder").await;
+
+        let query = format!("{new_digest}?tag=a&tag=b&tag=c");
+        let response = r.push_manifest("undo", &query, OCI_MANIFEST, &new).await;
+        assert!(response.status().is_server_error(), "{}", response.status());
+        let a = r.get("/v2/undo/manifests/a").await;
+        assert_eq!(header(&a, "docker-content-digest"), old_digest, "a moved back");
+        assert_eq!(r.get("/v2/undo/manifests/b").await.status(), StatusCode::NOT_FOUND);
+        let by_digest = r.get(&format!("/v2/undo/manifests/{new_digest}")).await;
+        assert_eq!(by_digest.status(), StatusCode::NOT_FOUND);
+        let tags: Value = r.get("/v2/undo/tags/list").await.json().await.unwrap();
+        assert_eq!(tags["tags"], json!(["a"]));
+    })
+    .await;
+}

@@ -202,6 +202,7 @@ fn registry_options(config: &Config) -> RegistryOptions {
         auth: None,
         limits: request_limits(config),
         access_log: !config.log.accesslog.disabled,
+        index_children: config.validation.manifests.indexes.clone(),
     }
 }
 

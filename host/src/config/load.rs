@@ -7,7 +7,7 @@ use serde_norway::{Mapping, Value};
 
 use super::de::NON_DRIVER_KEYS;
 use super::env::{self, Origin};
-use super::{default_data_dir, Config, ConfigError, ListenAddr, Loaded, Net};
+use super::{default_data_dir, Config, ConfigError, IndexPlatforms, ListenAddr, Loaded, Net};
 
 /// Distribution settings Berth does not implement whose absence would make
 /// the registry less safe than its configuration says (anonymous writes
@@ -54,7 +54,8 @@ const UNSUPPORTED: &[&str] = &[
     "catalog",
     "proxy",
     "compatibility",
-    "validation",
+    "validation.enabled",
+    "validation.disabled",
     "policy",
     "log.hooks",
     "http.relativeurls",
@@ -372,6 +373,17 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
              remove http.prefix, or strip the prefix in the proxy in front"
         );
         return Err(invalid("http.prefix", why));
+    }
+    let indexes = &config.validation.manifests.indexes;
+    if indexes.platforms == IndexPlatforms::List {
+        let unnamed = indexes
+            .platformlist
+            .iter()
+            .any(|p| p.architecture.is_empty() || p.os.is_empty());
+        if indexes.platformlist.is_empty() || unnamed {
+            let why = "`platforms: list` needs a platformlist of {architecture, os}, each named".to_string();
+            return Err(invalid("validation.manifests.indexes.platformlist", why));
+        }
     }
     if let Some(token) = &config.auth.token {
         if config.auth.htpasswd.is_some() {

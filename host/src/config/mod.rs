@@ -153,6 +153,9 @@ pub struct Config {
     /// Berth's own section; distribution has no `plugins`.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// Of distribution's checks, those of image indexes.
+    #[serde(default)]
+    pub validation: ValidationConfig,
 }
 
 impl Config {
@@ -660,6 +663,63 @@ impl Default for PrometheusConfig {
             path: "/metrics".into(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ValidationConfig {
+    pub manifests: ManifestValidationConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ManifestValidationConfig {
+    pub indexes: IndexValidationConfig,
+}
+
+/// `validation.manifests.indexes`: which manifests an image index lists
+/// must be in the repository before the index is stored. A mirror of one
+/// platform of a multi-arch image pushes a sparse index.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct IndexValidationConfig {
+    pub platforms: IndexPlatforms,
+    /// With `platforms: list`, the platforms whose manifests must be there.
+    pub platformlist: Vec<PlatformConfig>,
+}
+
+impl IndexValidationConfig {
+    /// Whether an index's manifest for `platform` (its descriptor's
+    /// `platform`, if any) must be in the repository.
+    pub fn requires(&self, platform: Option<&PlatformConfig>) -> bool {
+        match self.platforms {
+            IndexPlatforms::All => true,
+            IndexPlatforms::None => false,
+            IndexPlatforms::List => platform.is_some_and(|p| self.platformlist.contains(p)),
+        }
+    }
+}
+
+/// Distribution's values for `validation.manifests.indexes.platforms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexPlatforms {
+    /// Every manifest an index lists.
+    #[default]
+    All,
+    /// None of them.
+    None,
+    /// Those of the platforms in `platformlist`.
+    List,
+}
+
+/// A platform as an index's descriptor names it (its other fields, such as
+/// `variant`, do not count, as in distribution).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PlatformConfig {
+    pub architecture: String,
+    pub os: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

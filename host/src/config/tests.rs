@@ -719,8 +719,47 @@ fn settings_whose_absence_is_unsafe_are_refused_by_name() {
     let Loaded { warnings, .. } = ok(&format!("{FILESYSTEM}validation:\n  disabled: true\n"), &[]);
     assert_eq!(
         warnings,
-        ["`validation` is a distribution setting Berth does not support; ignored"]
+        ["`validation.disabled` is a distribution setting Berth does not support; ignored"]
     );
+}
+
+#[test]
+fn index_validation_takes_distributions_keys() {
+    let Loaded { config, .. } = ok(FILESYSTEM, &[]);
+    assert_eq!(config.validation.manifests.indexes.platforms, IndexPlatforms::All);
+    let list = "validation:\n  manifests:\n    indexes:\n      platforms: list\n      platformlist:\n        - architecture: amd64\n          os: linux\n";
+    let Loaded { config, warnings } = ok(&format!("{FILESYSTEM}{list}"), &[]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let indexes = &config.validation.manifests.indexes;
+    let amd64 = PlatformConfig {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+    };
+    let arm64 = PlatformConfig {
+        architecture: "arm64".into(),
+        os: "linux".into(),
+    };
+    assert!(indexes.requires(Some(&amd64)));
+    assert!(!indexes.requires(Some(&arm64)));
+    assert!(!indexes.requires(None));
+    let Loaded { config, .. } = ok(
+        FILESYSTEM,
+        &[("REGISTRY_VALIDATION_MANIFESTS_INDEXES_PLATFORMS", "none")],
+    );
+    assert!(!config.validation.manifests.indexes.requires(Some(&amd64)));
+
+    let (key, message) = invalid(
+        &format!("{FILESYSTEM}validation:\n  manifests:\n    indexes:\n      platforms: list\n"),
+        &[],
+    );
+    assert_eq!(key, "validation.manifests.indexes.platformlist");
+    assert!(message.contains("architecture, os"), "{message}");
+    let (key, message) = invalid(
+        &format!("{FILESYSTEM}validation:\n  manifests:\n    indexes:\n      platforms: some\n"),
+        &[],
+    );
+    assert_eq!(key, "validation.manifests.indexes.platforms");
+    assert!(message.contains("all"), "{message}");
 }
 
 #[test]

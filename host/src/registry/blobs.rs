@@ -22,10 +22,17 @@ pub async fn get(
     let size = store.blob_size(name, digest).await?;
     if registry.options().redirect && !head {
         if let Some(url) = store.blob_redirect(digest).await? {
-            return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response());
+            let digest = digest.to_string();
+            let headers = [(header::LOCATION, url), (docker_content_digest(), digest)];
+            return Ok((StatusCode::TEMPORARY_REDIRECT, headers).into_response());
         }
     }
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    // A range is a GET's only (RFC 9110): a HEAD is answered whole.
+    let range = match headers
+        .get(header::RANGE)
+        .filter(|_| !head)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(range) => parse_range(range, size).ok_or_else(|| {
             RegistryError::new(
                 ErrorCode::RangeInvalid,

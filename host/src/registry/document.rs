@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::{IndexValidationConfig, PlatformConfig};
 use crate::store::{Dependency, Digest};
 
 use super::error::{ErrorCode, RegistryError, Result};
@@ -28,8 +29,9 @@ fn invalid(message: impl Into<String>) -> RegistryError {
 }
 
 /// Checks `bytes` as a manifest of the media type it names, or of
-/// `content_type` (the request's) when it names none.
-pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
+/// `content_type` (the request's) when it names none. Of an index's
+/// manifests, those `indexes` requires are dependencies.
+pub fn parse(bytes: &[u8], content_type: Option<&str>, indexes: &IndexValidationConfig) -> Result<Manifest> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|err| invalid(format!("the manifest is not JSON: {err}")))?;
     let object = value
@@ -69,11 +71,16 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
             }
             needs
         }
-        OCI_INDEX | DOCKER_LIST => array(object, "manifests")?
-            .iter()
-            .enumerate()
-            .map(|(i, child)| descriptor(Some(child), &format!("manifests[{i}]")).map(Dependency::Manifest))
-            .collect::<Result<_>>()?,
+        OCI_INDEX | DOCKER_LIST => {
+            let mut needs = Vec::new();
+            for (i, child) in array(object, "manifests")?.iter().enumerate() {
+                let digest = descriptor(Some(child), &format!("manifests[{i}]"))?;
+                if indexes.requires(platform(child).as_ref()) {
+                    needs.push(Dependency::Manifest(digest));
+                }
+            }
+            needs
+        }
         DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => {
             return Err(invalid("Docker schema 1 manifests are not accepted"));
         }
@@ -115,6 +122,15 @@ fn descriptor(value: Option<&Value>, field: &str) -> Result<Digest> {
     Digest::parse(digest).map_err(|err| invalid(format!("{field}.digest: {err}")))
 }
 
+/// The `platform` of an index's descriptor, when it names one.
+fn platform(descriptor: &Value) -> Option<PlatformConfig> {
+    let platform = descriptor.get("platform")?;
+    Some(PlatformConfig {
+        architecture: platform.get("architecture")?.as_str()?.to_string(),
+        os: platform.get("os")?.as_str()?.to_string(),
+    })
+}
+
 /// The media type to serve stored manifest bytes with: their `mediaType`,
 /// else what their shape says, as distribution decides.
 pub fn served_media_type(bytes: &[u8]) -> String {
@@ -150,10 +166,11 @@ pub fn referrer(bytes: &[u8]) -> Option<Referrer> {
     };
     let subject = object.get("subject")?.get("digest")?.as_str()?;
     let subject = Digest::parse(subject).ok()?;
-    let artifact_type = object
-        .get("artifactType")
-        .or_else(|| object.get("config")?.get("mediaType"))
-        .and_then(Value::as_str)
+    fn non_empty(value: Option<&Value>) -> Option<&str> {
+        value.and_then(Value::as_str).filter(|text| !text.is_empty())
+    }
+    let artifact_type = non_empty(object.get("artifactType"))
+        .or_else(|| non_empty(object.get("config")?.get("mediaType")))
         .map(str::to_string);
     Some(Referrer {
         subject,
@@ -171,6 +188,11 @@ mod tests {
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
+    static ALL: IndexValidationConfig = IndexValidationConfig {
+        platforms: crate::config::IndexPlatforms::All,
+        platformlist: Vec::new(),
+    };
+
     fn desc(digest: &str) -> Value {
         json!({"mediaType": "application/octet-stream", "digest": digest, "size": 1})
     }
@@ -179,7 +201,7 @@ mod tests {
     fn image_manifest_needs_config_and_layers() {
         let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": desc(A), "layers": [desc(B)],
                        "subject": desc(B)});
-        let parsed = parse(m.to_string().as_bytes(), None).unwrap();
+        let parsed = parse(m.to_string().as_bytes(), None, &ALL).unwrap();
         assert_eq!(parsed.media_type, OCI_MANIFEST);
         assert_eq!(
             parsed.dependencies,
@@ -197,12 +219,40 @@ mod tests {
         let parsed = parse(
             m.to_string().as_bytes(),
             Some("application/vnd.oci.image.index.v1+json"),
+            &ALL,
         )
         .unwrap();
         assert_eq!(
             parsed.dependencies,
             vec![Dependency::Manifest(Digest::parse(A).unwrap())]
         );
+    }
+
+    #[test]
+    fn a_sparse_index_needs_the_manifests_of_the_required_platforms_only() {
+        let child = |digest: &str, arch: &str| {
+            let mut child = desc(digest);
+            child["platform"] = json!({"architecture": arch, "os": "linux", "variant": "v8"});
+            child
+        };
+        let m = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                       "manifests": [child(A, "amd64"), child(B, "arm64"), desc(B)]});
+        let needs =
+            |indexes: &IndexValidationConfig| parse(m.to_string().as_bytes(), None, indexes).unwrap().dependencies;
+        assert_eq!(needs(&ALL).len(), 3);
+        let none = IndexValidationConfig {
+            platforms: crate::config::IndexPlatforms::None,
+            platformlist: Vec::new(),
+        };
+        assert_eq!(needs(&none), []);
+        let amd64 = IndexValidationConfig {
+            platforms: crate::config::IndexPlatforms::List,
+            platformlist: vec![PlatformConfig {
+                architecture: "amd64".into(),
+                os: "linux".into(),
+            }],
+        };
+        assert_eq!(needs(&amd64), [Dependency::Manifest(Digest::parse(A).unwrap())]);
     }
 
     #[test]
@@ -218,12 +268,12 @@ mod tests {
             json!({"schemaVersion": 2, "config": desc(A), "layers": []}),
         ];
         for case in cases {
-            let err = parse(case.to_string().as_bytes(), None).unwrap_err();
+            let err = parse(case.to_string().as_bytes(), None, &ALL).unwrap_err();
             assert_eq!(err.code(), ErrorCode::ManifestInvalid, "{case}");
         }
         let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": desc(A), "layers": []});
-        assert!(parse(m.to_string().as_bytes(), Some(DOCKER_MANIFEST)).is_err());
-        assert!(parse(b"{not json", None).is_err());
+        assert!(parse(m.to_string().as_bytes(), Some(DOCKER_MANIFEST), &ALL).is_err());
+        assert!(parse(b"{not json", None, &ALL).is_err());
     }
 
     #[test]

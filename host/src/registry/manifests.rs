@@ -10,11 +10,16 @@ use crate::store::{Algorithm, Digest, Reference};
 use super::blobs::docker_content_digest;
 use super::document;
 use super::error::{ErrorCode, RegistryError, Result};
+use super::routes::is_tag;
 use super::stream::body_up_to;
 use super::Registry;
 
 /// The largest manifest accepted (distribution's limit too).
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// The most tags one push by digest may apply with `?tag=` (the spec asks
+/// for at least 10); more is 414.
+const MAX_TAGS_PER_PUSH: usize = 100;
 
 /// A body too large by at most this much is read to its end before the 413,
 /// so that a client still sending sees the answer rather than a reset
@@ -54,13 +59,17 @@ pub async fn get(
         .into_response())
 }
 
+/// `PUT`: stores the manifest; by tag, points the tag at it; by digest,
+/// points the `tag_params` (`?tag=`, as the spec's main branch has it) at it.
 pub async fn put(
     registry: &Registry,
     name: &str,
     reference: &Reference,
+    tag_params: Vec<String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
+    let tags = tags_to_apply(reference, tag_params)?;
     let too_large = || {
         RegistryError::new(
             ErrorCode::SizeInvalid,
@@ -79,7 +88,7 @@ pub async fn put(
         return Err(too_large());
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let manifest = document::parse(&bytes, content_type)?;
+    let manifest = document::parse(&bytes, content_type, registry.index_children())?;
 
     let algorithm = match reference {
         Reference::Digest(digest) => digest.algorithm(),
@@ -94,13 +103,9 @@ pub async fn put(
             ));
         }
     }
-    let tag = match reference {
-        Reference::Tag(tag) => Some(tag.as_str()),
-        Reference::Digest(_) => None,
-    };
     registry
         .store()
-        .put_manifest(name, &digest, &bytes, tag, &manifest.dependencies)
+        .put_manifest(name, &digest, &bytes, &tags, &manifest.dependencies)
         .await?;
     tracing::info!(repository = name, digest = %digest, media_type = manifest.media_type, "manifest stored");
     let mut response = (
@@ -112,6 +117,11 @@ pub async fn put(
         ],
     )
         .into_response();
+    for tag in &tags {
+        if let Ok(value) = tag.parse() {
+            response.headers_mut().append(oci_tag(), value);
+        }
+    }
     if let Some(subject) = manifest.subject {
         if let Ok(value) = subject.to_string().parse() {
             response
@@ -120,6 +130,39 @@ pub async fn put(
         }
     }
     Ok(response)
+}
+
+/// The tags a push applies: the path's, or the distinct `?tag=` values of
+/// a push by digest, each valid as a tag in a path would be.
+fn tags_to_apply(reference: &Reference, tag_params: Vec<String>) -> Result<Vec<String>> {
+    let invalid = |message: String| RegistryError::new(ErrorCode::TagInvalid, message);
+    match reference {
+        Reference::Tag(tag) if tag_params.is_empty() => Ok(vec![tag.clone()]),
+        Reference::Tag(tag) => Err(invalid(format!(
+            "`tag` parameters go with a push by digest; this one is by the tag `{tag}`"
+        ))),
+        Reference::Digest(_) if tag_params.len() > MAX_TAGS_PER_PUSH => Err(invalid(format!(
+            "a push may apply at most {MAX_TAGS_PER_PUSH} tags, this one asks for {}",
+            tag_params.len()
+        ))
+        .with_status(StatusCode::URI_TOO_LONG)),
+        Reference::Digest(_) => {
+            let mut tags: Vec<String> = Vec::with_capacity(tag_params.len());
+            for tag in tag_params {
+                if !is_tag(&tag) {
+                    return Err(invalid(format!("`{tag}` is not a valid tag")));
+                }
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+            Ok(tags)
+        }
+    }
+}
+
+fn oci_tag() -> HeaderName {
+    HeaderName::from_static("oci-tag")
 }
 
 /// By digest: removes the manifest and every tag pointing at it. By tag:

@@ -76,6 +76,9 @@ pub struct RegistryOptions {
     /// Whether each request is logged (`log.accesslog.disabled` turns it
     /// off); the metrics count it either way.
     pub access_log: bool,
+    /// Which manifests of a pushed image index must be in the repository
+    /// (`validation.manifests.indexes`); by default all.
+    pub index_children: crate::config::IndexValidationConfig,
 }
 
 impl Default for RegistryOptions {
@@ -90,6 +93,7 @@ impl Default for RegistryOptions {
             auth: None,
             limits: RequestLimits::default(),
             access_log: true,
+            index_children: Default::default(),
         }
     }
 }
@@ -152,6 +156,11 @@ impl Registry {
             })
     }
 
+    /// Which manifests of a pushed image index must be in the repository.
+    fn index_children(&self) -> &crate::config::IndexValidationConfig {
+        &self.options.index_children
+    }
+
     /// Whether permissions differ by repository (`auth.access`, tokens).
     fn restricts_repositories(&self) -> bool {
         self.options
@@ -205,6 +214,8 @@ impl Registry {
         }
         let head = method == Method::HEAD;
         let get_or_head = method == Method::GET || head;
+        let allowed = route.methods();
+        let method_not_allowed = || not_allowed(&method, allowed);
         match route {
             Route::Base if get_or_head => Ok(base()),
             Route::Catalog if get_or_head => catalog::list(self, &caller, &query, head).await,
@@ -215,7 +226,7 @@ impl Registry {
             Route::Blob { name, digest } => match method {
                 _ if get_or_head => blobs::get(self, &name, &digest, &parts.headers, head).await,
                 Method::DELETE => blobs::delete(self, &name, &digest).await,
-                _ => Err(not_allowed(&method)),
+                _ => Err(method_not_allowed()),
             },
             Route::UploadStart { name } if method == Method::POST => {
                 uploads::start(self, &caller, &name, &query, body).await
@@ -225,15 +236,18 @@ impl Registry {
                 Method::PATCH => uploads::patch(self, &name, &id, &parts.headers, body).await,
                 Method::PUT => uploads::put(self, &name, &id, &query, &parts.headers, body).await,
                 Method::DELETE => uploads::cancel(self, &name, &id).await,
-                _ => Err(not_allowed(&method)),
+                _ => Err(method_not_allowed()),
             },
             Route::Manifest { name, reference } => match method {
                 _ if get_or_head => manifests::get(self, &name, &reference, &parts.headers, head).await,
-                Method::PUT => manifests::put(self, &name, &reference, &parts.headers, body).await,
+                Method::PUT => {
+                    let tags = routes::query_values(parts.uri.query(), "tag");
+                    manifests::put(self, &name, &reference, tags, &parts.headers, body).await
+                }
                 Method::DELETE => manifests::delete(self, &name, &reference).await,
-                _ => Err(not_allowed(&method)),
+                _ => Err(method_not_allowed()),
             },
-            _ => Err(not_allowed(&method)),
+            _ => Err(method_not_allowed()),
         }
     }
 }
@@ -305,11 +319,12 @@ fn base() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
 }
 
-fn not_allowed(method: &Method) -> RegistryError {
+fn not_allowed(method: &Method, allowed: &str) -> RegistryError {
     RegistryError::new(
         ErrorCode::Unsupported,
         format!("{method} is not supported on this endpoint"),
     )
+    .with_header(header::ALLOW, allowed)
 }
 
 /// A 200 with a JSON body (none for HEAD, but its length).

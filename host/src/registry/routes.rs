@@ -47,6 +47,17 @@ impl Route {
         }
     }
 
+    /// The methods the route serves, for a 405's `Allow`.
+    pub fn methods(&self) -> &'static str {
+        match self {
+            Route::Base | Route::Catalog | Route::Tags { .. } | Route::Referrers { .. } => "GET, HEAD",
+            Route::Manifest { .. } => "GET, HEAD, PUT, DELETE",
+            Route::Blob { .. } => "GET, HEAD, DELETE",
+            Route::UploadStart { .. } => "POST",
+            Route::Upload { .. } => "GET, PATCH, PUT, DELETE",
+        }
+    }
+
     /// The repository the route is about, if any.
     pub fn repository(&self) -> Option<&str> {
         match self {
@@ -194,13 +205,26 @@ fn is_upload_id(id: &str) -> bool {
 /// digest, name or number would, with the right error code).
 pub fn parse_query(raw: Option<&str>) -> HashMap<String, String> {
     let mut query = HashMap::new();
-    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        query
-            .entry(percent_decode(key))
-            .or_insert_with(|| percent_decode(value));
+    for (key, value) in query_pairs(raw) {
+        query.entry(key).or_insert(value);
     }
     query
+}
+
+/// Every value of the query parameter `name`, in order (`?tag=a&tag=b`).
+pub fn query_values(raw: Option<&str>, name: &str) -> Vec<String> {
+    query_pairs(raw)
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value)
+        .collect()
+}
+
+/// The decoded `key=value` pairs of a query, in order.
+fn query_pairs(raw: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
+    raw.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key), percent_decode(value))
+    })
 }
 
 fn percent_decode(text: &str) -> String {

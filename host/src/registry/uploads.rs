@@ -16,9 +16,23 @@ use super::stream::body_to_writer;
 use super::{Identity, Query, Registry};
 
 /// `POST`: mounts a blob from elsewhere, takes a whole blob at once
-/// (`?digest=`), or starts an upload for chunks.
+/// (`?digest=`), or starts an upload for chunks. `?digest-algorithm=`
+/// (the spec's main branch) is checked: an algorithm the registry cannot
+/// verify is refused before any byte is sent. The closing digest decides
+/// how the blob is verified and stored, as it always does.
 pub async fn start(registry: &Registry, caller: &Identity, name: &str, query: &Query, body: Body) -> Result<Response> {
     let store = registry.store();
+    if let Some(algorithm) = query.get("digest-algorithm") {
+        let algorithm = Algorithm::parse(algorithm)?;
+        if let Some(digest) = query.get("digest").and_then(|d| Digest::parse(d).ok()) {
+            if digest.algorithm() != algorithm {
+                return Err(RegistryError::new(
+                    ErrorCode::DigestInvalid,
+                    format!("digest {digest} is not of the digest-algorithm {}", algorithm.name()),
+                ));
+            }
+        }
+    }
     if let Some(mount) = query.get("mount") {
         let digest = Digest::parse(mount)?;
         let from = query.get("from").filter(|from| check_name(from).is_ok());
@@ -109,7 +123,7 @@ pub async fn status(registry: &Registry, name: &str, id: &str) -> Result<Respons
 /// `DELETE`: abandons the upload.
 pub async fn cancel(registry: &Registry, name: &str, id: &str) -> Result<Response> {
     registry.store().cancel_upload(name, id).await?;
-    Ok((StatusCode::NO_CONTENT, [(header::CONTENT_LENGTH, "0")]).into_response())
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Writes the request body after checking `Content-Range`, when the client
@@ -166,6 +180,8 @@ fn range_value(size: u64) -> String {
     format!("0-{}", size.saturating_sub(1))
 }
 
+/// A 202, or the 204 of a status request, which has no `Content-Length`
+/// (RFC 9110); hyper gives the 202 its `Content-Length: 0`.
 fn accepted(status: StatusCode, name: &str, id: &str, size: u64) -> Response {
     (
         status,
@@ -173,7 +189,6 @@ fn accepted(status: StatusCode, name: &str, id: &str, size: u64) -> Response {
             (header::LOCATION, upload_location(name, id)),
             (header::RANGE, range_value(size)),
             (upload_uuid(), id.to_string()),
-            (header::CONTENT_LENGTH, "0".to_string()),
         ],
     )
         .into_response()

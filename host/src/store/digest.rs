@@ -28,6 +28,15 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm `name` (as in a digest, or `?digest-algorithm=`).
+    pub fn parse(name: &str) -> Result<Algorithm, DigestError> {
+        match name {
+            "sha256" => Ok(Algorithm::Sha256),
+            "sha512" => Ok(Algorithm::Sha512),
+            other => Err(DigestError::UnsupportedAlgorithm(other.to_string())),
+        }
+    }
+
     fn hex_len(self) -> usize {
         match self {
             Algorithm::Sha256 => 64,
@@ -52,12 +61,10 @@ impl Digest {
         let (algorithm, hex) = text
             .split_once(':')
             .ok_or_else(|| DigestError::Malformed(text.to_string()))?;
-        let algorithm = match algorithm {
-            "sha256" => Algorithm::Sha256,
-            "sha512" => Algorithm::Sha512,
-            "" => return Err(DigestError::Malformed(text.to_string())),
-            other => return Err(DigestError::UnsupportedAlgorithm(other.to_string())),
-        };
+        if algorithm.is_empty() {
+            return Err(DigestError::Malformed(text.to_string()));
+        }
+        let algorithm = Algorithm::parse(algorithm)?;
         let lower_hex = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if hex.len() != algorithm.hex_len() || !lower_hex {
             return Err(DigestError::BadHex(text.to_string()));

@@ -63,18 +63,20 @@ impl Store {
     }
 
     /// Stores the manifest `bytes` (whose digest is `digest`) in `name`, and
-    /// points `tag` at it, once every dependency is in the repository.
+    /// points each of `tags` at it, once every dependency is in the
+    /// repository. All of it is stored or none: when a write fails, the tags
+    /// already moved are moved back and a revision this call made is removed.
     pub async fn put_manifest(
         &self,
         name: &str,
         digest: &Digest,
         bytes: &[u8],
-        tag: Option<&str>,
+        tags: &[String],
         dependencies: &[Dependency],
     ) -> Result<()> {
         // Recorded before anything is looked for: see `online`'s rules.
         self.record_link(Key::Digest(digest)).await?;
-        if let Some(tag) = tag {
+        for tag in tags {
             self.record_link(Key::Tag { name, tag }).await?;
         }
         for dependency in dependencies {
@@ -97,6 +99,12 @@ impl Store {
                 });
             }
         }
+        // What an undo needs; without tags, nothing after the revision can fail.
+        let had_revision = tags.is_empty() || self.has_manifest(name, digest).await?;
+        let mut before = Vec::with_capacity(tags.len());
+        for tag in tags {
+            before.push(self.read_link(&layout::tag_current_link(name, tag)).await?);
+        }
         let driver = self.driver();
         if !self.blob_exists(digest).await? {
             driver.put_content(&layout::blob_data(digest), bytes).await?;
@@ -107,15 +115,64 @@ impl Store {
         driver
             .put_content(&layout::manifest_revision_link(name, digest), link.as_bytes())
             .await?;
-        if let Some(tag) = tag {
-            driver
+        let mut tagged = 0;
+        let mut outcome = Ok(());
+        for tag in tags {
+            // A tag is touched, and may need putting back, from its first write.
+            tagged += 1;
+            outcome = driver
                 .put_content(&layout::tag_index_link(name, tag, digest), link.as_bytes())
-                .await?;
-            driver
-                .put_content(&layout::tag_current_link(name, tag), link.as_bytes())
-                .await?;
+                .await;
+            if outcome.is_ok() {
+                outcome = driver
+                    .put_content(&layout::tag_current_link(name, tag), link.as_bytes())
+                    .await;
+            }
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if let Err(err) = outcome {
+            let touched = tags.iter().zip(&before).take(tagged);
+            self.undo_put(name, digest, had_revision, touched).await;
+            return Err(err.into());
         }
         Ok(())
+    }
+
+    /// Undoes a failed [`Store::put_manifest`]: each touched tag points
+    /// where it pointed `before` (or is gone, if it was not there), and the
+    /// revision is removed unless it was there already. Its history keeps
+    /// the entry of the digest, as after any tag move. What cannot be
+    /// undone is logged; the caller reports the first failure.
+    async fn undo_put(
+        &self,
+        name: &str,
+        digest: &Digest,
+        had_revision: bool,
+        touched: impl Iterator<Item = (&String, &Option<Digest>)>,
+    ) {
+        let driver = self.driver();
+        for (tag, before) in touched {
+            let undone = match before {
+                Some(old) => {
+                    let link = layout::link_content(old);
+                    driver
+                        .put_content(&layout::tag_current_link(name, tag), link.as_bytes())
+                        .await
+                }
+                None => absent_is_none(driver.delete(&layout::tag(name, tag)).await).map(drop),
+            };
+            if let Err(err) = undone {
+                tracing::error!(repository = name, tag, %err, "a failed push could not put its tag back");
+            }
+        }
+        if !had_revision {
+            let link = layout::manifest_revision_link(name, digest);
+            if let Err(err) = absent_is_none(driver.delete(link.trim_end_matches("/link")).await) {
+                tracing::error!(repository = name, %digest, %err, "a failed push could not remove its revision");
+            }
+        }
     }
 
     /// By digest: removes the manifest from the repository, and every tag
@@ -127,8 +184,8 @@ impl Store {
             driver.delete(&layout::tag(name, tag)).await?;
             return Ok(());
         }
-        let link = layout::manifest_revision_link(name, &digest);
-        driver.delete(link.trim_end_matches("/link")).await?;
+        // Its tags first: a deletion that fails half-way leaves the manifest
+        // by digest, never a tag that names a manifest gone.
         let tags = absent_is_none(driver.list(&layout::tags(name)).await)?.unwrap_or_default();
         for tag_dir in tags {
             let current = layout::tag_current_link(name, base_name(&tag_dir));
@@ -136,16 +193,25 @@ impl Store {
                 driver.delete(&tag_dir).await?;
             }
         }
+        let link = layout::manifest_revision_link(name, &digest);
+        driver.delete(link.trim_end_matches("/link")).await?;
         Ok(())
     }
 
-    /// The repository's tags, unsorted. A repository without tags is not
-    /// known, as distribution has it.
+    /// The repository's tags, unsorted. A repository with manifests or
+    /// blobs but no tag has none (the spec's main branch; distribution 2.8
+    /// answered NAME_UNKNOWN); one with neither is not known.
     pub async fn tags(&self, name: &str) -> Result<Vec<String>> {
-        match absent_is_none(self.driver().list(&layout::tags(name)).await)? {
-            Some(children) => Ok(children.iter().map(|child| base_name(child).to_string()).collect()),
-            None => Err(StoreError::NameUnknown(name.to_string())),
+        let driver = self.driver();
+        if let Some(children) = absent_is_none(driver.list(&layout::tags(name)).await)? {
+            return Ok(children.iter().map(|child| base_name(child).to_string()).collect());
         }
+        for held in [layout::manifest_revisions(name), layout::layers(name)] {
+            if absent_is_none(driver.list(&held).await)?.is_some_and(|entries| !entries.is_empty()) {
+                return Ok(Vec::new());
+            }
+        }
+        Err(StoreError::NameUnknown(name.to_string()))
     }
 
     /// Every manifest of the repository, digest and bytes, in order of
