@@ -129,10 +129,18 @@ async fn error(response: Response) -> (StatusCode, String) {
 /// A GET of `path` exactly as written (a client library would resolve `..`
 /// and `%2e%2e` first); the status and the body.
 async fn raw_get(url: &str, path: &str) -> (u16, String) {
+    raw_request(url, &format!("GET {path} HTTP/1.1\r\n"), "").await
+}
+
+/// Sends `request_line`, then `Host` and `Connection: close`, then the
+/// `rest` of the request (further headers, the blank line, a body) exactly
+/// as written; the status and the body.
+async fn raw_request(url: &str, request_line: &str, rest: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let rest = if rest.is_empty() { "\r\n" } else { rest };
+    let request = format!("{request_line}Host: {address}\r\nConnection: close\r\n{rest}");
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("receive");
@@ -920,8 +928,13 @@ async fn deletes_disabled_and_read_only_mode(storage: TestStorage) {
     let manifest = r.image("ro", "r").await;
     r.push_manifest("ro", "v1", OCI_MANIFEST, &manifest).await;
     let blob = r.push_blob("ro", b"blob").await;
-    for path in ["/v2/ro/manifests/v1".to_string(), format!("/v2/ro/blobs/{blob}")] {
+    // A 405 names what the route still serves (RFC 9110).
+    for (path, allow) in [
+        ("/v2/ro/manifests/v1".to_string(), "GET, HEAD, PUT"),
+        (format!("/v2/ro/blobs/{blob}"), "GET, HEAD"),
+    ] {
         let response = r.send("DELETE", &path, &[], Vec::new()).await;
+        assert_eq!(header(&response, "allow"), allow, "{path}");
         assert_eq!(
             error(response).await,
             (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED".to_string())
@@ -938,13 +951,14 @@ async fn deletes_disabled_and_read_only_mode(storage: TestStorage) {
     let r = serve(&storage, read_only).await;
     assert_eq!(r.get("/v2/ro/manifests/v1").await.status(), StatusCode::OK);
     assert_eq!(r.get(&format!("/v2/ro/blobs/{blob}")).await.status(), StatusCode::OK);
-    for (method, path) in [
-        ("POST", "/v2/ro/blobs/uploads/".to_string()),
-        ("PUT", "/v2/ro/manifests/v2".to_string()),
-        ("DELETE", "/v2/ro/manifests/v1".to_string()),
-        ("PATCH", "/v2/ro/blobs/uploads/abc".to_string()),
+    for (method, path, allow) in [
+        ("POST", "/v2/ro/blobs/uploads/".to_string(), ""),
+        ("PUT", "/v2/ro/manifests/v2".to_string(), "GET, HEAD"),
+        ("DELETE", "/v2/ro/manifests/v1".to_string(), "GET, HEAD"),
+        ("PATCH", "/v2/ro/blobs/uploads/abc".to_string(), "GET"),
     ] {
         let response = r.send(method, &path, &[], Vec::new()).await;
+        assert_eq!(header(&response, "allow"), allow, "{method} {path}");
         assert_eq!(
             error(response).await,
             (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED".to_string()),
@@ -1281,6 +1295,9 @@ async fn push_by_digest_with_tag_parameters(storage: TestStorage) {
     let many: Vec<String> = (0..101).map(|n| format!("tag=t{n}")).collect();
     let response = put(many.join("&"), manifest.clone()).await;
     assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+    let repeated = vec!["tag=again"; 101].join("&");
+    let response = put(repeated, manifest.clone()).await;
+    assert_eq!(header_list(&response, "oci-tag"), ["again"]);
     let ten: Vec<String> = (0..10).map(|n| format!("tag=t{n}")).collect();
     let response = put(ten.join("&"), manifest.clone()).await;
     assert_eq!(header_list(&response, "oci-tag").len(), 10);
@@ -1532,6 +1549,26 @@ async fn responses_follow_the_main_branch(storage: TestStorage) {
         "{:?}",
         cancelled.headers()
     );
+
+    // A chunk sent without Content-Length is measured against its
+    // Content-Range: 5 bytes said to be 10 are refused.
+    let started = r.send("POST", "/v2/semantics/blobs/uploads/", &[], Vec::new()).await;
+    let location = header(&started, "location");
+    let (status, body) = raw_request(
+        &r.url,
+        &format!("PATCH {location} HTTP/1.1\r\n"),
+        "Content-Range: 0-9\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("SIZE_INVALID"), "{body}");
+    let (status, body) = raw_request(
+        &r.url,
+        &format!("PATCH {location} HTTP/1.1\r\n"),
+        "Content-Range: 5-9\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nworld\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 202, "the first chunk's bytes are kept: {body}");
 
     let digest = r.push_blob("semantics", &pattern(1000, 3)).await;
     let head = r

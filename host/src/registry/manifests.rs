@@ -141,19 +141,18 @@ fn tags_to_apply(reference: &Reference, tag_params: Vec<String>) -> Result<Vec<S
         Reference::Tag(tag) => Err(invalid(format!(
             "`tag` parameters go with a push by digest; this one is by the tag `{tag}`"
         ))),
-        Reference::Digest(_) if tag_params.len() > MAX_TAGS_PER_PUSH => Err(invalid(format!(
-            "a push may apply at most {MAX_TAGS_PER_PUSH} tags, this one asks for {}",
-            tag_params.len()
-        ))
-        .with_status(StatusCode::URI_TOO_LONG)),
         Reference::Digest(_) => {
-            let mut tags: Vec<String> = Vec::with_capacity(tag_params.len());
+            let mut tags: Vec<String> = Vec::new();
             for tag in tag_params {
                 if !is_tag(&tag) {
                     return Err(invalid(format!("`{tag}` is not a valid tag")));
                 }
                 if !tags.contains(&tag) {
                     tags.push(tag);
+                }
+                if tags.len() > MAX_TAGS_PER_PUSH {
+                    let why = format!("a push may apply at most {MAX_TAGS_PER_PUSH} tags");
+                    return Err(invalid(why).with_status(StatusCode::URI_TOO_LONG));
                 }
             }
             Ok(tags)

@@ -156,6 +156,22 @@ impl Registry {
             })
     }
 
+    /// The methods `route` serves with this configuration: only reads in
+    /// read-only mode, no deletion of manifests or blobs with deletes off.
+    fn allowed_methods(&self, route: &Route) -> Vec<Method> {
+        let deletes = self.options.delete_enabled || !matches!(route, Route::Blob { .. } | Route::Manifest { .. });
+        route
+            .methods()
+            .iter()
+            .filter(|method| match **method {
+                Method::GET | Method::HEAD => true,
+                Method::DELETE => deletes && !self.options.read_only,
+                _ => !self.options.read_only,
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Which manifests of a pushed image index must be in the repository.
     fn index_children(&self) -> &crate::config::IndexValidationConfig {
         &self.options.index_children
@@ -199,23 +215,18 @@ impl Registry {
         let method = parts.method.clone();
         let caller = self.check(&parts, scope_of(&route, &method)).await?;
         let query = routes::parse_query(parts.uri.query());
-        let writes = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
-        if writes && self.options.read_only {
-            return Err(RegistryError::new(
-                ErrorCode::Unsupported,
-                "the registry is in read-only mode",
-            ));
-        }
-        if method == Method::DELETE
-            && !self.options.delete_enabled
-            && matches!(route, Route::Blob { .. } | Route::Manifest { .. })
-        {
-            return Err(RegistryError::new(ErrorCode::Unsupported, "deletes are disabled"));
+        let allowed = self.allowed_methods(&route);
+        if route.methods().contains(&method) && !allowed.contains(&method) {
+            let why = if self.options.read_only {
+                "the registry is in read-only mode"
+            } else {
+                "deletes are disabled"
+            };
+            return Err(RegistryError::new(ErrorCode::Unsupported, why).with_header(header::ALLOW, &allow(&allowed)));
         }
         let head = method == Method::HEAD;
         let get_or_head = method == Method::GET || head;
-        let allowed = route.methods();
-        let method_not_allowed = || not_allowed(&method, allowed);
+        let method_not_allowed = || not_allowed(&method, &allow(&allowed));
         match route {
             Route::Base if get_or_head => Ok(base()),
             Route::Catalog if get_or_head => catalog::list(self, &caller, &query, head).await,
@@ -317,6 +328,11 @@ fn err_of_route(err: RegistryError, method: &Method) -> RegistryError {
 /// `GET /v2/`: the API is here (and the caller may use it).
 fn base() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}
+
+/// An `Allow` header's value.
+fn allow(methods: &[Method]) -> String {
+    methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
 }
 
 fn not_allowed(method: &Method, allowed: &str) -> RegistryError {

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use axum::http::Method;
+
 use crate::store::{Digest, Reference};
 
 use super::error::{ErrorCode, RegistryError, Result};
@@ -48,13 +50,14 @@ impl Route {
     }
 
     /// The methods the route serves, for a 405's `Allow`.
-    pub fn methods(&self) -> &'static str {
+    pub fn methods(&self) -> &'static [Method] {
+        const READ: &[Method] = &[Method::GET, Method::HEAD];
         match self {
-            Route::Base | Route::Catalog | Route::Tags { .. } | Route::Referrers { .. } => "GET, HEAD",
-            Route::Manifest { .. } => "GET, HEAD, PUT, DELETE",
-            Route::Blob { .. } => "GET, HEAD, DELETE",
-            Route::UploadStart { .. } => "POST",
-            Route::Upload { .. } => "GET, PATCH, PUT, DELETE",
+            Route::Base | Route::Catalog | Route::Tags { .. } | Route::Referrers { .. } => READ,
+            Route::Manifest { .. } => &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
+            Route::Blob { .. } => &[Method::GET, Method::HEAD, Method::DELETE],
+            Route::UploadStart { .. } => &[Method::POST],
+            Route::Upload { .. } => &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE],
         }
     }
 

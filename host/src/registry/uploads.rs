@@ -137,9 +137,10 @@ async fn append_chunk(
     algorithm: Option<Algorithm>,
 ) -> Result<Option<Digest>> {
     let offset = upload.offset();
-    if let Some(range) = headers.get(header::CONTENT_RANGE) {
+    let mut range = None;
+    if let Some(value) = headers.get(header::CONTENT_RANGE) {
         let (start, end) =
-            range.to_str().ok().and_then(parse_content_range).ok_or_else(|| {
+            value.to_str().ok().and_then(parse_content_range).ok_or_else(|| {
                 RegistryError::new(ErrorCode::BlobUploadInvalid, "Content-Range is not <start>-<end>")
             })?;
         if start != offset {
@@ -162,9 +163,22 @@ async fn append_chunk(
                 "Content-Length does not match Content-Range",
             ));
         }
+        range = Some((start, end));
     }
     let hasher = algorithm.filter(|_| offset == 0).map(Hasher::new);
-    body_to_writer(body, upload.writer(), hasher).await
+    let streamed = body_to_writer(body, upload.writer(), hasher).await?;
+    // A body without Content-Length (chunked) is measured as it is written:
+    // the range the registry answers with must be the one the client sent.
+    if let Some((start, end)) = range {
+        let written = upload.written();
+        if written != end - start + 1 {
+            return Err(RegistryError::new(
+                ErrorCode::SizeInvalid,
+                format!("the chunk has {written} bytes, Content-Range {start}-{end} says {}", end - start + 1),
+            ));
+        }
+    }
+    Ok(streamed)
 }
 
 fn upload_location(name: &str, id: &str) -> String {

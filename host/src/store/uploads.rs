@@ -62,6 +62,11 @@ impl Upload {
         &mut self.writer
     }
 
+    /// The bytes this request has written so far.
+    pub fn written(&self) -> u64 {
+        self.writer.written
+    }
+
     /// Ends this request's part; returns the bytes the upload now holds.
     pub async fn close(self) -> Result<u64> {
         let size = self.offset + self.writer.written;
