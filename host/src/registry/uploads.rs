@@ -12,8 +12,11 @@ use crate::store::{Algorithm, Digest, Hasher, Upload};
 use super::blobs::docker_content_digest;
 use super::error::{ErrorCode, RegistryError, Result};
 use super::routes::check_name;
-use super::stream::body_to_writer;
+use super::stream::{body_to_writer, body_up_to};
 use super::{Identity, Query, Registry};
+
+/// The most of a refused chunk read before the answer (see [`drain`]).
+const DRAIN_LIMIT: usize = 16 << 20;
 
 /// `POST`: mounts a blob from elsewhere, takes a whole blob at once
 /// (`?digest=`), or starts an upload for chunks. `?digest-algorithm=`
@@ -144,6 +147,7 @@ async fn append_chunk(
                 RegistryError::new(ErrorCode::BlobUploadInvalid, "Content-Range is not <start>-<end>")
             })?;
         if start != offset {
+            drain(body).await;
             let id = upload.id();
             return Err(RegistryError::new(
                 ErrorCode::RangeInvalid,
@@ -158,6 +162,7 @@ async fn append_chunk(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if length.is_some_and(|length| length.checked_sub(1) != Some(end - start)) {
+            drain(body).await;
             return Err(RegistryError::new(
                 ErrorCode::SizeInvalid,
                 "Content-Length does not match Content-Range",
@@ -179,6 +184,13 @@ async fn append_chunk(
         }
     }
     Ok(streamed)
+}
+
+/// Reads a refused chunk to its end, up to [`DRAIN_LIMIT`], so that a
+/// client still sending it reads the refusal rather than a reset
+/// connection; past the limit the connection is closed on it.
+async fn drain(body: Body) {
+    let _ = body_up_to(body, 0, DRAIN_LIMIT).await;
 }
 
 fn upload_location(name: &str, id: &str) -> String {
