@@ -1,16 +1,27 @@
-//! Reading content straight from the files a plugin names through
-//! `local-files`: the bytes go from the file to the client without passing
-//! through the plugin's memory. Files are opened read-only and only beneath
-//! the directory granted to the plugin.
+//! Reading straight from the directory of a plugin that keeps its content
+//! in files: the bytes go from the file to the client without passing
+//! through the plugin's memory, and for a plugin whose directory is its
+//! storage (`files-at-their-paths`) metadata, listings and walks are read
+//! there too, without a plugin instance and WASI's per-call path
+//! resolution. Only reads: writes, moves and deletions stay the plugin's.
+//! Everything is opened read-only and only beneath the directory granted
+//! to the plugin.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
+use cap_primitives::fs::{FollowSymlinks, Metadata};
 
-use super::{check_file_path, FileReader, Result, StorageError};
+use super::{check_file_path, FileInfo, FileReader, Result, StorageError};
+
+/// The most `get_content` reads from a file: it is for links, manifests and
+/// records, never layers (which are read in pieces), and a plugin's own
+/// `get-content` could not return more within its memory limit either.
+const MAX_CONTENT: u64 = 64 << 20;
 
 /// A plugin's granted directory, as the plugin sees it.
 pub(super) struct LocalRoot {
@@ -31,6 +42,93 @@ impl LocalRoot {
         let rest = file.strip_prefix(&self.path)?;
         check_file_path(rest).ok()?;
         Some(&rest[1..])
+    }
+
+    /// Runs `work` on the blocking pool with the directory opened afresh
+    /// (as each plugin instance's pre-open is), and turns its failure into
+    /// the contract's error for `path` as the plugin does: a missing file,
+    /// or a file where a directory was expected, is path-not-found.
+    async fn blocking<T, W>(&self, path: &str, work: W) -> Result<T>
+    where
+        T: Send + 'static,
+        W: FnOnce(&File) -> io::Result<T> + Send + 'static,
+    {
+        let root = self.path.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let dir = cap_primitives::fs::open_ambient_dir(Path::new(&root), cap_primitives::ambient_authority())?;
+            work(&dir)
+        })
+        .await;
+        abandoned(path, done)?.map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => StorageError::PathNotFound(path.to_string()),
+            _ => StorageError::Backend(format!("{path}: {err}")),
+        })
+    }
+
+    /// The whole content of the file at the storage path `path`.
+    pub async fn get_content(&self, path: &str) -> Result<Vec<u8>> {
+        let relative = below(path).to_string();
+        self.blocking(path, move |dir| {
+            let mut options = cap_primitives::fs::OpenOptions::new();
+            options.read(true);
+            let file = cap_primitives::fs::open(dir, Path::new(&relative), &options)?;
+            let meta = file.metadata()?;
+            if meta.is_dir() {
+                return Err(io::Error::other("is a directory"));
+            }
+            if meta.len() > MAX_CONTENT {
+                let why = format!("{} bytes, more than get-content reads ({MAX_CONTENT})", meta.len());
+                return Err(io::Error::other(why));
+            }
+            let mut content = Vec::with_capacity(meta.len() as usize);
+            file.take(MAX_CONTENT).read_to_end(&mut content)?;
+            Ok(content)
+        })
+        .await
+    }
+
+    /// What is at the storage path `path` (`/` included).
+    pub async fn stat(&self, path: &str) -> Result<FileInfo> {
+        let relative = below(path).to_string();
+        let owned = path.to_string();
+        self.blocking(path, move |dir| {
+            let meta = cap_primitives::fs::stat(dir, Path::new(&relative), FollowSymlinks::Yes)?;
+            Ok(file_info(owned, &meta))
+        })
+        .await
+    }
+
+    /// The storage paths of the entries of the directory `path`, sorted.
+    pub async fn list(&self, path: &str) -> Result<Vec<String>> {
+        let relative = below(path).to_string();
+        let owned = path.to_string();
+        self.blocking(path, move |dir| {
+            let mut children = Vec::new();
+            for entry in cap_primitives::fs::read_dir(dir, Path::new(&relative))? {
+                // A name that is not UTF-8 cannot be a storage path.
+                if let Ok(name) = entry?.file_name().into_string() {
+                    children.push(child(&owned, &name));
+                }
+            }
+            children.sort_unstable();
+            Ok(children)
+        })
+        .await
+    }
+
+    /// The files below the directory `path` in lexical order of their
+    /// paths, strictly after `start_after`, at most `limit`: the storage
+    /// contract's `walk`.
+    pub async fn walk(&self, path: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<FileInfo>> {
+        let relative = below(path).to_string();
+        let (owned, after) = (path.to_string(), start_after.unwrap_or("").to_string());
+        self.blocking(path, move |dir| {
+            let top = cap_primitives::fs::open_dir(dir, Path::new(&relative))?;
+            let mut page = Vec::new();
+            walk_dir(&top, &owned, &after, limit.max(1) as usize, &mut page)?;
+            Ok(page)
+        })
+        .await
     }
 
     /// Opens `relative` read-only for the content at the storage path
@@ -63,6 +161,73 @@ impl LocalRoot {
             offset,
         })
     }
+}
+
+/// The path below the directory of the storage path `path` (`.` for `/`).
+fn below(path: &str) -> &str {
+    match path.trim_start_matches('/') {
+        "" => ".",
+        relative => relative,
+    }
+}
+
+/// The storage path of the entry `name` in the directory `dir`.
+fn child(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+fn file_info(path: String, meta: &Metadata) -> FileInfo {
+    let modified = meta.modified().ok().and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok());
+    FileInfo {
+        path,
+        size: if meta.is_dir() { 0 } else { meta.len() },
+        modified_ns: modified.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        is_dir: meta.is_dir(),
+    }
+}
+
+/// Adds to `page` the files below `dir` (open, at the storage path `at`)
+/// that sort after `after`, until it holds `limit`. Entries are keyed by
+/// their path, with a trailing `/` for directories: every descendant of a
+/// directory starts with that key, so sorting by keys visits files in the
+/// order their full paths sort (`a-1` < `a/x`).
+fn walk_dir(dir: &File, at: &str, after: &str, limit: usize, page: &mut Vec<FileInfo>) -> io::Result<()> {
+    let mut entries = Vec::new();
+    for entry in cap_primitives::fs::read_base_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let mut key = child(at, &name);
+        if entry.file_type()?.is_dir() {
+            key.push('/');
+        }
+        entries.push((key, entry));
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (key, entry) in entries {
+        if page.len() >= limit {
+            break;
+        }
+        // Deleted while we walk: it has no files any more.
+        let gone = |err: &io::Error| err.kind() == io::ErrorKind::NotFound;
+        if let Some(subdir) = key.strip_suffix('/') {
+            // A subtree sorting entirely at or before `after` is skipped.
+            if key.as_str() > after || after.starts_with(&key) {
+                match entry.open_dir().and_then(|sub| walk_dir(&sub, subdir, after, limit, page)) {
+                    Err(err) if gone(&err) => {}
+                    walked => walked?,
+                }
+            }
+        } else if key.as_str() > after {
+            match entry.metadata() {
+                Ok(meta) => page.push(file_info(key, &meta)),
+                Err(err) if gone(&err) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The outcome of work on the blocking pool, which fails only when the
@@ -184,6 +349,72 @@ mod tests {
         // Long enough for a read left running on the blocking pool to end.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(reader.read(8).await.unwrap(), content[from..from + 8]);
+    }
+
+    #[tokio::test]
+    async fn metadata_listings_and_content_are_read_beneath_the_directory() {
+        let (_top, local, _) = fixture();
+        let content: Vec<u8> = (0..64).collect();
+        assert_eq!(local.get_content("/a/blob").await.unwrap(), content);
+        assert_eq!(local.get_content("/a/in").await.unwrap(), content);
+        let blob = local.stat("/a/blob").await.unwrap();
+        assert_eq!((blob.path.as_str(), blob.size, blob.is_dir), ("/a/blob", 64, false));
+        assert!(blob.modified_ns > 0);
+        for dir in ["/", "/a", "/a/dir"] {
+            let info = local.stat(dir).await.unwrap();
+            assert!(info.is_dir && info.size == 0 && info.path == dir, "{info:?}");
+        }
+        assert_eq!(local.list("/").await.unwrap(), ["/a"]);
+        assert_eq!(
+            local.list("/a").await.unwrap(),
+            ["/a/blob", "/a/dir", "/a/in", "/a/out"]
+        );
+        assert!(local.list("/a/dir").await.unwrap().is_empty());
+
+        // Missing, or a file where a directory is expected: path-not-found.
+        // A directory's content or a link leading out: a backend error.
+        for missing in ["/a/none", "/a/blob/x"] {
+            for outcome in [
+                local.get_content(missing).await.map(drop),
+                local.stat(missing).await.map(drop),
+                local.list(missing).await.map(drop),
+                local.walk(missing, None, 10).await.map(drop),
+            ] {
+                assert!(matches!(&outcome, Err(StorageError::PathNotFound(p)) if p == missing), "{outcome:?}");
+            }
+        }
+        assert!(matches!(local.list("/a/blob").await, Err(StorageError::PathNotFound(_))));
+        for refused in [
+            local.get_content("/a/dir").await.map(drop),
+            local.get_content("/a/out").await.map(drop),
+            local.stat("/a/out").await.map(drop),
+        ] {
+            assert!(matches!(&refused, Err(StorageError::Backend(m)) if m.starts_with("/a/")), "{refused:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_walk_pages_files_in_the_order_their_paths_sort() {
+        let top = tempfile::tempdir().unwrap();
+        for file in ["w/a-1", "w/a/x", "w/a/y", "w/b", "w/c/d/e"] {
+            let path = top.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        std::fs::create_dir_all(top.path().join("w/empty")).unwrap();
+        let local = LocalRoot::new(top.path().to_str().unwrap());
+        let paths = |page: Vec<FileInfo>| page.into_iter().map(|f| f.path).collect::<Vec<_>>();
+        let all = ["/w/a-1", "/w/a/x", "/w/a/y", "/w/b", "/w/c/d/e"];
+        assert_eq!(paths(local.walk("/w", None, 100).await.unwrap()), all);
+        assert_eq!(paths(local.walk("/", None, 100).await.unwrap()), all);
+        assert_eq!(paths(local.walk("/w", None, 1).await.unwrap()), ["/w/a-1"]);
+        assert_eq!(
+            paths(local.walk("/w", Some("/w/a/x"), 2).await.unwrap()),
+            ["/w/a/y", "/w/b"]
+        );
+        assert_eq!(paths(local.walk("/w", Some("/w/b"), 0).await.unwrap()), ["/w/c/d/e"]);
+        let sizes: Vec<u64> = local.walk("/w/a", None, 10).await.unwrap().iter().map(|f| f.size).collect();
+        assert_eq!(sizes, [5, 5]);
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! The `StorageDriver` backed by a WebAssembly plugin: paths are checked
 //! before the plugin sees them, and what it answers is checked against the
 //! contract before anyone else sees it. Content a plugin keeps in files it
-//! names through `local-files` is read from those files directly; content
-//! one signed GET away (`signed-reads`) is fetched by the host.
+//! names through `local-files` is read from those files directly (and,
+//! where its directory is its storage, metadata, listings and walks too);
+//! content one signed GET away (`signed-reads`) is fetched by the host.
 
 use std::sync::Arc;
 
@@ -107,6 +108,14 @@ fn is_below(dir: &str, child: &str) -> bool {
 }
 
 impl WasmDriver {
+    /// The plugin's directory, when it is the plugin's storage: the host
+    /// reads content, metadata, listings and walks there itself.
+    fn tree(&self) -> Option<&LocalRoot> {
+        self.local_root
+            .as_ref()
+            .filter(|_| self.plugin.fixed_answers().files_at_their_paths)
+    }
+
     async fn session(&self) -> Result<SessionRef> {
         Ok(self.plugin.session().await?)
     }
@@ -179,6 +188,9 @@ impl StorageDriver for WasmDriver {
 
     async fn get_content(&self, path: &str) -> Result<Vec<u8>> {
         check_file_path(path)?;
+        if let Some(tree) = self.tree() {
+            return tree.get_content(path).await;
+        }
         answer(self.session().await?.lock().await.get_content(path).await)
     }
 
@@ -189,10 +201,8 @@ impl StorageDriver for WasmDriver {
 
     async fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>> {
         check_file_path(path)?;
-        if let Some(root) = &self.local_root {
-            if self.plugin.fixed_answers().files_at_their_paths {
-                return Ok(Box::new(root.reader(&path[1..], path, offset).await?));
-            }
+        if let Some(tree) = self.tree() {
+            return Ok(Box::new(tree.reader(&path[1..], path, offset).await?));
         }
         let session = self.session().await?;
         if let Some(network) = self.plugin.signed_reads().filter(|_| self.signed_reads) {
@@ -231,6 +241,9 @@ impl StorageDriver for WasmDriver {
 
     async fn stat(&self, path: &str) -> Result<FileInfo> {
         check_directory_path(path)?;
+        if let Some(tree) = self.tree() {
+            return tree.stat(path).await;
+        }
         let info = answer(self.session().await?.lock().await.stat(path).await)?;
         if info.path != path {
             return Err(self.broke("stat", format!("asked about {path}, answered about {}", info.path)));
@@ -243,6 +256,9 @@ impl StorageDriver for WasmDriver {
 
     async fn list(&self, path: &str) -> Result<Vec<String>> {
         check_directory_path(path)?;
+        if let Some(tree) = self.tree() {
+            return tree.list(path).await;
+        }
         let children = answer(self.session().await?.lock().await.list(path).await)?;
         for child in &children {
             let direct = is_below(path, child) && !child[path.len()..].trim_start_matches('/').contains('/');
@@ -278,6 +294,9 @@ impl StorageDriver for WasmDriver {
     async fn walk(&self, path: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<FileInfo>> {
         check_directory_path(path)?;
         let limit = limit.max(1);
+        if let Some(tree) = self.tree() {
+            return tree.walk(path, start_after, limit).await;
+        }
         // The session's lock must be released before the fallback lists.
         let answered = answer(self.session().await?.lock().await.walk(path, start_after, limit).await);
         let page = match answered {
