@@ -179,7 +179,10 @@ async fn append_chunk(
         if written != end - start + 1 {
             return Err(RegistryError::new(
                 ErrorCode::SizeInvalid,
-                format!("the chunk has {written} bytes, Content-Range {start}-{end} says {}", end - start + 1),
+                format!(
+                    "the chunk has {written} bytes, Content-Range {start}-{end} says {}",
+                    end - start + 1
+                ),
             ));
         }
     }

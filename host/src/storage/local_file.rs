@@ -177,7 +177,10 @@ fn child(dir: &str, name: &str) -> String {
 }
 
 fn file_info(path: String, meta: &Metadata) -> FileInfo {
-    let modified = meta.modified().ok().and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok());
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok());
     FileInfo {
         path,
         size: if meta.is_dir() { 0 } else { meta.len() },
@@ -214,7 +217,10 @@ fn walk_dir(dir: &File, at: &str, after: &str, limit: usize, page: &mut Vec<File
         if let Some(subdir) = key.strip_suffix('/') {
             // A subtree sorting entirely at or before `after` is skipped.
             if key.as_str() > after || after.starts_with(&key) {
-                match entry.open_dir().and_then(|sub| walk_dir(&sub, subdir, after, limit, page)) {
+                match entry
+                    .open_dir()
+                    .and_then(|sub| walk_dir(&sub, subdir, after, limit, page))
+                {
                     Err(err) if gone(&err) => {}
                     walked => walked?,
                 }
@@ -380,16 +386,25 @@ mod tests {
                 local.list(missing).await.map(drop),
                 local.walk(missing, None, 10).await.map(drop),
             ] {
-                assert!(matches!(&outcome, Err(StorageError::PathNotFound(p)) if p == missing), "{outcome:?}");
+                assert!(
+                    matches!(&outcome, Err(StorageError::PathNotFound(p)) if p == missing),
+                    "{outcome:?}"
+                );
             }
         }
-        assert!(matches!(local.list("/a/blob").await, Err(StorageError::PathNotFound(_))));
+        assert!(matches!(
+            local.list("/a/blob").await,
+            Err(StorageError::PathNotFound(_))
+        ));
         for refused in [
             local.get_content("/a/dir").await.map(drop),
             local.get_content("/a/out").await.map(drop),
             local.stat("/a/out").await.map(drop),
         ] {
-            assert!(matches!(&refused, Err(StorageError::Backend(m)) if m.starts_with("/a/")), "{refused:?}");
+            assert!(
+                matches!(&refused, Err(StorageError::Backend(m)) if m.starts_with("/a/")),
+                "{refused:?}"
+            );
         }
     }
 
@@ -413,7 +428,13 @@ mod tests {
             ["/w/a/y", "/w/b"]
         );
         assert_eq!(paths(local.walk("/w", Some("/w/b"), 0).await.unwrap()), ["/w/c/d/e"]);
-        let sizes: Vec<u64> = local.walk("/w/a", None, 10).await.unwrap().iter().map(|f| f.size).collect();
+        let sizes: Vec<u64> = local
+            .walk("/w/a", None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|f| f.size)
+            .collect();
         assert_eq!(sizes, [5, 5]);
     }
 
