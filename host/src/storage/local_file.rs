@@ -47,7 +47,8 @@ impl LocalRoot {
     /// Runs `work` on the blocking pool with the directory opened afresh
     /// (as each plugin instance's pre-open is), and turns its failure into
     /// the contract's error for `path` as the plugin does: a missing file,
-    /// or a file where a directory was expected, is path-not-found.
+    /// or a file where a directory was expected, is path-not-found. The
+    /// directory itself gone is the storage failing, not an empty one.
     async fn blocking<T, W>(&self, path: &str, work: W) -> Result<T>
     where
         T: Send + 'static,
@@ -55,11 +56,12 @@ impl LocalRoot {
     {
         let root = self.path.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let dir = cap_primitives::fs::open_ambient_dir(Path::new(&root), cap_primitives::ambient_authority())?;
-            work(&dir)
+            let dir = cap_primitives::fs::open_ambient_dir(Path::new(&root), cap_primitives::ambient_authority())
+                .map_err(|err| StorageError::Backend(format!("the storage directory {root}: {err}")))?;
+            Ok::<_, StorageError>(work(&dir))
         })
         .await;
-        abandoned(path, done)?.map_err(|err| match err.kind() {
+        abandoned(path, done)??.map_err(|err| match err.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => StorageError::PathNotFound(path.to_string()),
             _ => StorageError::Backend(format!("{path}: {err}")),
         })
@@ -406,6 +408,18 @@ mod tests {
                 "{refused:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_directory_gone_is_a_storage_failure_not_an_empty_storage() {
+        let (top, local, root) = fixture();
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::write(&root, b"not a directory").unwrap();
+        match local.stat("/").await {
+            Err(StorageError::Backend(message)) => assert!(message.contains("storage directory"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        drop(top);
     }
 
     #[tokio::test]
