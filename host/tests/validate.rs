@@ -1,7 +1,8 @@
 //! Configuration validators: the bundled `registry-rules` on a table of
 //! misconfigurations, valid configurations, `berth serve` refusing every
-//! error with exit status 2, `berth config validate`, and a dropped-in
-//! validator (the example policy) running beside the bundled one.
+//! error with exit status 2, `berth config validate`, and dropped-in
+//! validators (the example policies, in Rust, Python and JavaScript)
+//! running beside the bundled one.
 
 mod common;
 
@@ -458,6 +459,92 @@ async fn a_dropped_in_validator_runs_beside_the_bundled_one() {
     );
     let ok = s3("    region: us-east-1\n    bucket: acme-registry\n    accesskey: a\n    secretkey: b\n");
     assert!(findings(&host, &ok, &[]).await.is_empty());
+}
+
+/// A plugin directory holding the example validators in Python
+/// (`kms-policy`) and JavaScript (`endpoint-policy`), as
+/// `plugins/examples/build.sh` built them into `$BERTH_EXAMPLE_PLUGINS`
+/// (scripts/test builds them there).
+fn other_languages_dir() -> tempfile::TempDir {
+    let built = std::env::var_os("BERTH_EXAMPLE_PLUGINS")
+        .map(PathBuf::from)
+        .expect("BERTH_EXAMPLE_PLUGINS names where plugins/examples/build.sh wrote its plugins (scripts/test sets it)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["kms-policy.wasm", "endpoint-policy.wasm"] {
+        std::fs::copy(built.join(name), dir.path().join(name))
+            .unwrap_or_else(|err| panic!("{}: {err}", built.join(name).display()));
+    }
+    dir
+}
+
+#[tokio::test]
+async fn validators_in_python_and_javascript_run_as_drop_ins() {
+    let dir = other_languages_dir();
+    let host = host(Some(dir.path().to_path_buf()));
+    assert_eq!(host.validators(), ["endpoint-policy", "kms-policy", "registry-rules"]);
+    let prod = "    region: us-east-1\n    bucket: team-prod-images\n    accesskey: a\n    secretkey: b\n";
+    let found = findings(&host, &s3(prod), &[]).await;
+    assert_eq!(
+        triples(&found),
+        want(&[
+            ("storage.s3.encrypt", E, "EncryptionRequired"),
+            ("storage.s3.keyid", E, "KmsKeyRequired"),
+        ]),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().all(|f| f.message.contains("team-prod-images")),
+        "{found:#?}"
+    );
+    let kms = "    encrypt: true\n    keyid: arn:aws:kms:us-east-1:111122223333:key/example\n";
+    for fine in [
+        format!("{prod}{kms}"),
+        prod.replace("team-prod-images", "team-product-images"),
+    ] {
+        let found = findings(&host, &s3(&fine), &[]).await;
+        assert!(found.is_empty(), "{fine}\n{found:#?}");
+    }
+
+    let endpoint = |url: &str| s3(&format!("{S3_OK}    regionendpoint: {url}\n"));
+    let found = findings(&host, &endpoint("https://minio.example.org:9000"), &[]).await;
+    assert_eq!(
+        triples(&found),
+        want(&[("storage.s3.regionendpoint", E, "EndpointNotApproved")]),
+        "{found:#?}"
+    );
+    assert!(found[0].message.starts_with("minio.example.org is not"), "{found:#?}");
+    for approved in [
+        "https://storage.internal.example.com",
+        "https://eu.storage.internal.example.com:443",
+    ] {
+        let found = findings(&host, &endpoint(approved), &[]).await;
+        assert!(found.is_empty(), "{approved}: {found:#?}");
+    }
+
+    // The CLI loads them from the plugin directory too: `config validate`
+    // names the findings, `serve` refuses with status 2 before it binds.
+    let work = tempfile::tempdir().expect("tempdir");
+    let plugin_dir = dir.path().display().to_string();
+    let path = write_config(work.path(), &s3(prod));
+    let output = common::berth(
+        &["config", "validate", "--config", &path, "--plugin-dir", &plugin_dir],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("error  storage.s3.keyid  KmsKeyRequired: "), "{stdout}");
+    let text = format!(
+        "{}plugins:\n  directory: {plugin_dir}\nhttp:\n  addr: 127.0.0.1:0\n",
+        endpoint("https://minio.example.org")
+    );
+    let path = write_config(work.path(), &text);
+    let output = common::berth(&["serve", "--config", &path], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("storage.s3.regionendpoint  EndpointNotApproved"),
+        "{stderr}"
+    );
 }
 
 fn write_config(dir: &Path, text: &str) -> String {

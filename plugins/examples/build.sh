@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the example plugins written in languages other than Rust:
+#
+#   plugins/examples/build.sh OUT_DIR
+#
+# writes OUT_DIR/kms-policy.wasm (Python, by componentize-py) and
+# OUT_DIR/endpoint-policy.wasm (JavaScript, by componentize-js), both
+# configuration validators of the world `config-validator` in wit/validate.
+# Copy either into the plugin directory to use it. Needs on PATH:
+#   componentize-py   pip install componentize-py==0.25.1
+#   componentize-js   npm install -g @bytecodealliance/componentize-js@0.23.0
+# (scripts/test installs both, pinned, under ~/.cache/berth/test).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+wit=$here/../../wit/validate
+out=${1:?usage: plugins/examples/build.sh OUT_DIR}
+mkdir -p "$out"
+
+for tool in componentize-py componentize-js; do
+    command -v "$tool" >/dev/null || { echo "build.sh: $tool is not on PATH (see the top of $0)" >&2; exit 1; }
+done
+
+# Python: the module `app` of python-kms-policy/, with the CPython runtime.
+componentize-py -d "$wit" -w config-validator \
+    componentize app -p "$here/python-kms-policy" -o "$out/kms-policy.wasm"
+
+# JavaScript: the module's `validator` export, on StarlingMonkey; a
+# validator makes no HTTP requests, so that part of the runtime is left out.
+componentize-js "$here/js-endpoint-policy/endpoint-policy.js" -w "$wit" -n config-validator \
+    -d http fetch-event -o "$out/endpoint-policy.wasm"
