@@ -195,7 +195,9 @@ fn file_info(path: String, meta: &Metadata) -> FileInfo {
 /// that sort after `after`, until it holds `limit`. Entries are keyed by
 /// their path, with a trailing `/` for directories: every descendant of a
 /// directory starts with that key, so sorting by keys visits files in the
-/// order their full paths sort (`a-1` < `a/x`).
+/// order their full paths sort (`a-1` < `a/x`). The filesystem driver's
+/// own `walk` does the same inside the guest; the conformance suite holds
+/// both to the contract (it runs reading directly and through the driver).
 fn walk_dir(dir: &File, at: &str, after: &str, limit: usize, page: &mut Vec<FileInfo>) -> io::Result<()> {
     let mut entries = Vec::new();
     for entry in cap_primitives::fs::read_base_dir(dir)? {
