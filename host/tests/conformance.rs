@@ -64,6 +64,38 @@ async fn every_bundled_driver_passes_the_suite() {
     }
 }
 
+/// A storage driver written in Python (plugins/examples/python-inmemory,
+/// which scripts/test builds into `$BERTH_EXAMPLE_PLUGINS`) passes the same
+/// suite as the bundled drivers, loaded as a drop-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_written_in_python_passes_the_suite() {
+    let built = std::env::var_os("BERTH_EXAMPLE_PLUGINS")
+        .expect("BERTH_EXAMPLE_PLUGINS names where plugins/examples/build.sh wrote its plugins (scripts/test sets it)");
+    let dir = tempfile::tempdir().expect("plugin directory");
+    let wasm = std::path::Path::new(&built).join("py-inmemory.wasm");
+    std::fs::copy(&wasm, dir.path().join("py-inmemory.wasm")).unwrap_or_else(|err| panic!("{}: {err}", wasm.display()));
+    let host = PluginHost::new(PluginHostOptions {
+        plugin_dir: Some(dir.path().to_path_buf()),
+        ..PluginHostOptions::default()
+    })
+    .expect("plugin host");
+    let info = host.describe_storage_driver("py-inmemory").await.expect("describe");
+    assert_eq!(info.instance_model, InstanceModel::Resident);
+    let driver = open_driver(&host, "py-inmemory", Vec::new())
+        .await
+        .expect("open driver");
+    let options = conformance::SuiteOptions {
+        large_stream_bytes: 64 << 20,
+    };
+    let outcomes = conformance::run(driver, &options, |_| {}).await;
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|case| case.result.as_ref().err().map(|why| format!("{}: {why}", case.name)))
+        .collect();
+    assert!(outcomes.len() >= 30, "only {} cases ran", outcomes.len());
+    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
+}
+
 /// The filesystem driver names the file behind each path (`local-files`), so
 /// the host reads content straight from it: a piece four times the plugin's
 /// whole memory limit reads in one go, which it could not through the plugin.

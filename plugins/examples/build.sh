@@ -5,8 +5,10 @@
 #
 # writes OUT_DIR/kms-policy.wasm (Python, by componentize-py) and
 # OUT_DIR/endpoint-policy.wasm (JavaScript, by componentize-js), both
-# configuration validators of the world `config-validator` in wit/validate.
-# Copy either into the plugin directory to use it. Needs on PATH:
+# configuration validators of the world `config-validator` in wit/validate,
+# and OUT_DIR/py-inmemory.wasm (Python), a storage driver of the world
+# `storage-driver` in wit/storage. Copy any into the plugin directory to
+# use it. Needs on PATH:
 #   componentize-py   pip install componentize-py==0.25.1
 #   componentize-js   npm install -g @bytecodealliance/componentize-js@0.23.0
 # (scripts/test installs both, pinned, under ~/.cache/berth/test).
@@ -20,9 +22,11 @@ for tool in componentize-py componentize-js; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool is not on PATH (see the top of $0)" >&2; exit 1; }
 done
 
-# Python: the module `app` of python-kms-policy/, with the CPython runtime.
+# Python: the module `app` of each folder, with the CPython runtime.
 componentize-py -d "$wit" -w config-validator \
     componentize app -p "$here/python-kms-policy" -o "$out/kms-policy.wasm"
+componentize-py -d "$here/../../wit/storage" -w storage-driver \
+    componentize app -p "$here/python-inmemory" -o "$out/py-inmemory.wasm"
 
 # JavaScript: the module's `validator` export, on StarlingMonkey; a
 # validator makes no HTTP requests, so that part of the runtime is left out.
