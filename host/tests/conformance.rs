@@ -2,7 +2,7 @@
 //! through the library (`host/tests/cli.rs` runs it through the CLI).
 
 use berth::plugin::{InstanceModel, Origin, PluginHost, PluginHostOptions};
-use berth::storage::{conformance, open_driver, open_driver_reading, ReadPath};
+use berth::storage::{conformance, open_driver, open_driver_reading, ReadPath, StorageDriver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bundled_driver_passes_the_suite() {
@@ -46,20 +46,7 @@ async fn every_bundled_driver_passes_the_suite() {
             let driver = open_driver_reading(&host, &name, params.clone(), read_path)
                 .await
                 .expect("open driver");
-            let options = conformance::SuiteOptions {
-                large_stream_bytes: large,
-            };
-            let outcomes = conformance::run(driver, &options, |_| {}).await;
-            let failures: Vec<String> = outcomes
-                .iter()
-                .filter_map(|case| case.result.as_ref().err().map(|why| format!("{}: {why}", case.name)))
-                .collect();
-            assert!(outcomes.len() >= 30, "{name}: only {} cases ran", outcomes.len());
-            assert!(
-                failures.is_empty(),
-                "{name}, {read_path:?}, failed:\n{}",
-                failures.join("\n")
-            );
+            passes_the_suite(driver, large, &format!("{name}, {read_path:?}")).await;
         }
     }
 }
@@ -84,16 +71,20 @@ async fn a_driver_written_in_python_passes_the_suite() {
     let driver = open_driver(&host, "py-inmemory", Vec::new())
         .await
         .expect("open driver");
-    let options = conformance::SuiteOptions {
-        large_stream_bytes: 64 << 20,
-    };
+    passes_the_suite(driver, 64 << 20, "py-inmemory").await;
+}
+
+/// Runs the whole suite on `driver` (`what` in messages) and fails on any
+/// case that fails, or if the suite ran too few cases to mean anything.
+async fn passes_the_suite(driver: std::sync::Arc<dyn StorageDriver>, large_stream_bytes: u64, what: &str) {
+    let options = conformance::SuiteOptions { large_stream_bytes };
     let outcomes = conformance::run(driver, &options, |_| {}).await;
     let failures: Vec<String> = outcomes
         .iter()
         .filter_map(|case| case.result.as_ref().err().map(|why| format!("{}: {why}", case.name)))
         .collect();
-    assert!(outcomes.len() >= 30, "only {} cases ran", outcomes.len());
-    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
+    assert!(outcomes.len() >= 30, "{what}: only {} cases ran", outcomes.len());
+    assert!(failures.is_empty(), "{what}, failed:\n{}", failures.join("\n"));
 }
 
 /// The filesystem driver names the file behind each path (`local-files`), so
