@@ -130,33 +130,8 @@ async fn run() -> anyhow::Result<()> {
         nr = nr.min(timed(native_read(&native_path, size)).await?);
         tokio::fs::remove_file(&native_path).await?;
 
-        pw = pw.min(
-            timed(async {
-                let mut writer = direct.writer("/bench/blob", false).await?;
-                for _ in 0..size / CHUNK as u64 {
-                    writer.write(&chunk).await?;
-                }
-                writer.commit().await?;
-                anyhow::Ok(())
-            })
-            .await?,
-        );
-        pr = pr.min(
-            timed(async {
-                let mut reader = direct.reader("/bench/blob", 0).await?;
-                let mut total = 0u64;
-                loop {
-                    let data = reader.read(CHUNK as u32).await?;
-                    if data.is_empty() {
-                        break;
-                    }
-                    total += data.len() as u64;
-                }
-                anyhow::ensure!(total == size, "read {total} of {size} bytes");
-                anyhow::Ok(())
-            })
-            .await?,
-        );
+        pw = pw.min(timed(write_blob(direct.as_ref(), &chunk, size)).await?);
+        pr = pr.min(timed(read_blob(direct.as_ref(), CHUNK, size)).await?);
         direct.delete("/bench").await?;
     }
     let mbps = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
@@ -198,37 +173,39 @@ async fn resident_costs(driver: &dyn StorageDriver) -> anyhow::Result<(f64, f64,
     let piece: Vec<u8> = (0..PIECE).map(|i| (i * 31 % 251) as u8).collect();
     let (mut write, mut read) = (Duration::MAX, Duration::MAX);
     for _ in 0..ROUNDS {
-        write = write.min(
-            timed(async {
-                let mut writer = driver.writer("/bench/blob", false).await?;
-                for _ in 0..SIZE / PIECE {
-                    writer.write(&piece).await?;
-                }
-                writer.commit().await?;
-                anyhow::Ok(())
-            })
-            .await?,
-        );
-        read = read.min(
-            timed(async {
-                let mut reader = driver.reader("/bench/blob", 0).await?;
-                let mut total = 0;
-                loop {
-                    let data = reader.read(PIECE as u32).await?;
-                    if data.is_empty() {
-                        break;
-                    }
-                    total += data.len();
-                }
-                anyhow::ensure!(total == SIZE, "read {total} of {SIZE} bytes");
-                anyhow::Ok(())
-            })
-            .await?,
-        );
+        write = write.min(timed(write_blob(driver, &piece, SIZE as u64)).await?);
+        read = read.min(timed(read_blob(driver, PIECE, SIZE as u64)).await?);
         driver.delete("/bench").await?;
     }
     let mbps = |d: Duration| SIZE as f64 / d.as_secs_f64() / 1e6;
     Ok((stat, mbps(write), mbps(read)))
+}
+
+/// Writes `size` bytes to `/bench/blob` through `driver`, `piece` at a
+/// time, and commits.
+async fn write_blob(driver: &dyn StorageDriver, piece: &[u8], size: u64) -> anyhow::Result<()> {
+    let mut writer = driver.writer("/bench/blob", false).await?;
+    for _ in 0..size / piece.len() as u64 {
+        writer.write(piece).await?;
+    }
+    writer.commit().await?;
+    Ok(())
+}
+
+/// Reads `/bench/blob` through `driver` in pieces of at most `piece`
+/// bytes; fails unless it held `size` bytes.
+async fn read_blob(driver: &dyn StorageDriver, piece: usize, size: u64) -> anyhow::Result<()> {
+    let mut reader = driver.reader("/bench/blob", 0).await?;
+    let mut total = 0u64;
+    loop {
+        let data = reader.read(piece as u32).await?;
+        if data.is_empty() {
+            break;
+        }
+        total += data.len() as u64;
+    }
+    anyhow::ensure!(total == size, "read {total} of {size} bytes");
+    Ok(())
 }
 
 fn drop_caches_if_cold() -> anyhow::Result<()> {

@@ -30,23 +30,17 @@ class Validator(exports.Validator):
         bucket = s3.get("bucket") or ""
         if not is_production(bucket):
             return []
-        findings = []
+        missing = []
         if str(s3.get("encrypt") or "").lower() != "true":
-            findings.append(
-                Finding(
-                    field_path="storage.s3.encrypt",
-                    severity=Severity.ERROR,
-                    reason="EncryptionRequired",
-                    message=f"bucket {bucket} holds production images: set encrypt: true",
-                )
-            )
+            missing.append(("encrypt", "EncryptionRequired", "set encrypt: true"))
         if not s3.get("keyid"):
-            findings.append(
-                Finding(
-                    field_path="storage.s3.keyid",
-                    severity=Severity.ERROR,
-                    reason="KmsKeyRequired",
-                    message=f"bucket {bucket} holds production images: set keyid to the ARN of its KMS key",
-                )
+            missing.append(("keyid", "KmsKeyRequired", "set keyid to the ARN of its KMS key"))
+        return [
+            Finding(
+                field_path=f"storage.s3.{key}",
+                severity=Severity.ERROR,
+                reason=reason,
+                message=f"bucket {bucket} holds production images: {fix}",
             )
-        return findings
+            for key, reason, fix in missing
+        ]
