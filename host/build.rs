@@ -38,6 +38,7 @@ fn main() {
         "../plugins/s3",
         "../plugins/fixtures",
         "../plugins/validators",
+        "../plugins/templates",
     ] {
         println!("cargo:rerun-if-changed={watched}");
     }
@@ -65,6 +66,11 @@ fn main() {
          pub static PLUGINS: &[(&str, &[u8], &str)] = &[\n{entries}];\n"
     );
     std::fs::write(out_dir.join("bundled_plugins.rs"), source).unwrap();
+    std::fs::write(
+        out_dir.join("plugin_templates.rs"),
+        templates(&plugins.join("templates")),
+    )
+    .unwrap();
     println!("cargo:rustc-env=BERTH_PLUGIN_BUILD_DIR={}", built.display());
 }
 
@@ -144,6 +150,41 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
         status.success(),
         "building plugins/ for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
     );
+}
+
+/// The starting points `berth plugin new` writes: every file below
+/// `plugins/templates/<lang>-<kind>/`, but what building them leaves behind.
+fn templates(dir: &Path) -> String {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !matches!(name.as_str(), "target" | "__pycache__" | "node_modules" | "wit") {
+                    walk(&path, files);
+                }
+            } else if !name.ends_with(".wasm") && name != "Cargo.lock" {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    let mut entries = String::new();
+    for file in files {
+        let relative = file.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        let (template, path) = relative.split_once('/').expect("a file inside a template folder");
+        entries.push_str(&format!(
+            "    ({template:?}, {path:?}, include_str!({:?})),\n",
+            file.display().to_string()
+        ));
+    }
+    format!(
+        "/// (template, path inside it, content) of each file of `plugins/templates`.\n\
+         pub static TEMPLATES: &[(&str, &str, &str)] = &[\n{entries}];\n"
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod glob;
 pub mod metrics;
+pub mod oci;
 pub mod operator;
 pub mod plugin;
 pub mod registry;

@@ -130,7 +130,15 @@ async fn check_registry_config(config: Option<PathBuf>, plugin_dir: Option<PathB
                 })
                 .collect();
             let config = loaded.config;
-            let host = super::plugin_host(&config, plugin_dir)?;
+            let mut host = super::plugin_host(&config, plugin_dir)?;
+            if let Err(message) = super::add_pulled_plugins(&mut host, &config.plugins.oci).await {
+                findings.push(Finding {
+                    field_path: "plugins.oci".into(),
+                    severity: Severity::Error,
+                    reason: "PluginNotPulled".into(),
+                    message,
+                });
+            }
             let drivers = host.storage_drivers();
             findings.extend(validate::validate_registry_config(&host, &config, &drivers, &env).await?);
             validate::sort(&mut findings);

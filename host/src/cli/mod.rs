@@ -6,7 +6,9 @@ mod health;
 mod listen;
 mod operator;
 mod plugin;
+mod plugin_new;
 mod progress;
+mod reload;
 mod serve;
 mod storage;
 mod tls;
@@ -17,7 +19,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, OciPlugin};
+use crate::oci::{Client, Credentials, Reference};
 use crate::plugin::{PluginHost, PluginHostOptions};
 use crate::storage::StorageDriver;
 
@@ -171,6 +174,25 @@ fn plugin_host(config: &Config, plugin_dir: Option<PathBuf>) -> anyhow::Result<P
     })
 }
 
+/// Adds to `host` the plugins `plugins.oci` names: from the cache beside
+/// the compiled components, or pulled (with the credentials of the docker
+/// or podman auth file) and verified against their digests. The error names
+/// the entry.
+async fn add_pulled_plugins(host: &mut PluginHost, entries: &[OciPlugin]) -> Result<(), String> {
+    for (i, entry) in entries.iter().enumerate() {
+        let failed = |why: String| format!("plugins.oci[{i}] ({}): {why}", entry.name);
+        let reference = Reference::parse(&entry.reference).map_err(failed)?;
+        let credentials = Credentials::from_auth_file(&reference.registry, None).map_err(failed)?;
+        let client = Client::new(&reference.registry, entry.plainhttp, credentials).map_err(failed)?;
+        let wasm = crate::oci::fetch_pinned(&client, &reference, host.cache_dir())
+            .await
+            .map_err(failed)?;
+        host.add_pulled(&entry.name, &entry.reference, wasm);
+        tracing::info!(plugin = %entry.name, reference = %entry.reference, "loaded plugin pulled by digest");
+    }
+    Ok(())
+}
+
 /// A configuration and the storage it names, opened as `berth serve` opens
 /// them: loaded (its warnings logged), checked by the validators, its
 /// driver started. A configuration that cannot run is the exit status to
@@ -186,7 +208,10 @@ async fn open_storage(
         tracing::warn!("{warning}");
     }
     let config = loaded.config;
-    let host = plugin_host(&config, None)?;
+    let mut host = plugin_host(&config, None)?;
+    if let Err(message) = add_pulled_plugins(&mut host, &config.plugins.oci).await {
+        return Ok(Err(serve::config_error(&message)));
+    }
     if let Some(code) = serve::check(&host, &config).await? {
         return Ok(Err(code));
     }

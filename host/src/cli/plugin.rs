@@ -1,4 +1,4 @@
-//! `berth plugin test | inspect | list`.
+//! `berth plugin test | inspect | list | new | push | pull`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::plugin_new::{Kind, Lang};
+use crate::oci::{self, Client, Credentials, Reference};
 use crate::plugin::{InstanceModel, Origin, PluginHost, PluginHostOptions};
 use crate::storage::{conformance, open_driver_reading, ReadPath};
 
@@ -38,6 +40,79 @@ pub enum PluginCommand {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Write a buildable starting point for a new plugin into a directory:
+    /// its source, the WIT package, build.sh, test.sh and a README.
+    New {
+        /// The plugin's name (letters, digits, `-`, `_`); its file will be NAME.wasm.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: Lang,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Where to write it; default: ./NAME.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Push a plugin to a registry as an OCI artifact (the CNCF Wasm
+    /// layout: a `application/vnd.wasm.config.v0+json` config and one
+    /// `application/wasm` layer); prints the reference pinned by digest.
+    Push {
+        /// The component to push.
+        file: PathBuf,
+        /// `host[:port]/repository[:tag]`; the tag defaults to `latest`.
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Pull a plugin artifact and write its component to a file. A
+    /// reference with a digest is checked against it.
+    Pull {
+        /// `host[:port]/repository[:tag][@sha256:...]`.
+        reference: String,
+        /// Where to write the component; default: ./<last part of the repository>.wasm.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+/// How to reach a registry.
+#[derive(Args)]
+pub struct RegistryArgs {
+    /// Talk plain HTTP instead of HTTPS.
+    #[arg(long)]
+    plain_http: bool,
+    /// A docker or podman auth file; default: $DOCKER_CONFIG/config.json,
+    /// ~/.docker/config.json, $XDG_RUNTIME_DIR/containers/auth.json.
+    #[arg(long, value_name = "FILE", conflicts_with = "username")]
+    authfile: Option<PathBuf>,
+    /// A username; the password is read from standard input.
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password for --username from standard input.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+}
+
+impl RegistryArgs {
+    fn client(&self, reference: &Reference) -> anyhow::Result<Client> {
+        let credentials = match &self.username {
+            Some(username) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .context("reading the password from standard input")?;
+                Some(Credentials {
+                    username: username.clone(),
+                    password: password.trim_end_matches(['\n', '\r']).to_string(),
+                })
+            }
+            None => Credentials::from_auth_file(&reference.registry, self.authfile.as_deref())
+                .map_err(anyhow::Error::msg)?,
+        };
+        Client::new(&reference.registry, self.plain_http, credentials).map_err(anyhow::Error::msg)
+    }
 }
 
 /// Settings of the plugin host.
@@ -83,7 +158,67 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         } => test(&plugin, params, large_stream_mib, &host).await,
         PluginCommand::Inspect { plugin, host } => inspect(&plugin, &host),
         PluginCommand::List { host } => list(&host),
+        PluginCommand::New { name, lang, kind, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            super::plugin_new::write(&name, lang, kind, &dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Push {
+            file,
+            reference,
+            registry,
+        } => push(&file, &reference, &registry).await,
+        PluginCommand::Pull {
+            reference,
+            output,
+            registry,
+        } => pull(&reference, output, &registry).await,
     }
+}
+
+async fn push(file: &Path, reference: &str, registry: &RegistryArgs) -> anyhow::Result<ExitCode> {
+    let reference = Reference::parse(reference).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        reference.digest.is_none(),
+        "push to a tag (or none, for `latest`), not a digest: the digest is the content's"
+    );
+    // Only what would load as a Berth plugin is pushed.
+    let mut host = PluginHost::new(PluginHostOptions::default())?;
+    let name = host.add_file(file)?;
+    let found = host.inspect(&name)?;
+    let Some(world) = &found.world else {
+        anyhow::bail!(
+            "{} is a component but neither a Berth storage driver nor a validator: it exports {}",
+            file.display(),
+            found.exports.join(", ")
+        );
+    };
+    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let facts = oci::ComponentFacts {
+        exports: found.exports.clone(),
+        imports: found.imports.clone(),
+    };
+    let digest = oci::push(&registry.client(&reference)?, &reference, &wasm, &facts)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    eprintln!("pushed {} ({world}, {} bytes)", file.display(), wasm.len());
+    println!("{}", reference.pinned(&digest));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn pull(reference: &str, output: Option<PathBuf>, registry: &RegistryArgs) -> anyhow::Result<ExitCode> {
+    let reference = Reference::parse(reference).map_err(anyhow::Error::msg)?;
+    let pulled = oci::pull(&registry.client(&reference)?, &reference)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let output = output.unwrap_or_else(|| {
+        let last = reference.repository.rsplit('/').next().unwrap_or("plugin");
+        PathBuf::from(format!("{last}.wasm"))
+    });
+    crate::plugin::write_atomically(&output, &pulled.wasm).with_context(|| format!("writing {}", output.display()))?;
+    eprintln!("wrote {} ({} bytes)", output.display(), pulled.wasm.len());
+    println!("{}", reference.pinned(&pulled.digest));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A name, or a file that is added to the host under its stem.
@@ -197,6 +332,7 @@ fn list(args: &HostArgs) -> anyhow::Result<ExitCode> {
         match &source.origin {
             Origin::Bundled => println!("{:<16} bundled", source.name),
             Origin::File(path) => println!("{:<16} {}", source.name, path.display()),
+            Origin::Oci(reference) => println!("{:<16} {reference}", source.name),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -19,7 +19,9 @@ use crate::config::{self, Config, ListenAddr, LogFormatter, RequestLimitConfig};
 use crate::metrics::metrics;
 use crate::plugin::PluginHost;
 use crate::registry::{Limit, Registry, RegistryOptions, RequestLimits};
-use crate::storage::{open_driver, StorageDriver};
+use crate::storage::{open_driver, StorageDriver, SwappableDriver};
+
+use super::reload::Reloader;
 use crate::store::{online_gc_grace, GcOptions, Purged, Store, GC_WATCH_EVERY};
 use crate::validate::{self, Severity};
 
@@ -56,7 +58,10 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         tracing::warn!("{warning}");
     }
     super::spawn_heap_trimmer();
-    let host = super::plugin_host(&config, None)?;
+    let mut host = super::plugin_host(&config, None)?;
+    if let Err(message) = super::add_pulled_plugins(&mut host, &config.plugins.oci).await {
+        return Ok(config_error(&message));
+    }
     if let Some(code) = check(&host, &config).await? {
         return Ok(code);
     }
@@ -72,7 +77,7 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
 
     let (driver_name, parameters) = config.storage_driver();
     let driver = match open_driver(&host, driver_name, parameters).await {
-        Ok(driver) => driver,
+        Ok(driver) => Arc::new(SwappableDriver::new(driver)),
         Err(err) => return Ok(config_error(&format!("storage.{driver_name}: {err}"))),
     };
     let mut options = registry_options(&config);
@@ -84,6 +89,15 @@ pub async fn run(args: ServeArgs, log_override: Option<&str>) -> anyhow::Result<
         tracing::warn!("auth on plain HTTP: passwords and tokens cross the network readable; set http.tls");
     }
     let registry = Registry::new(driver.clone(), options);
+    tokio::spawn(
+        Reloader {
+            host,
+            config: config.clone(),
+            config_path: path.clone(),
+            driver: driver.clone(),
+        }
+        .run(),
+    );
     if let Some(age) = registry.options().upload_purge_age {
         spawn_upload_purging(registry.clone(), age, config.storage.maintenance.uploadpurging.interval);
     }

@@ -481,6 +481,22 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
             ));
         }
     }
+    for (i, entry) in config.plugins.oci.iter().enumerate() {
+        let key = format!("plugins.oci[{i}]");
+        crate::plugin::check_plugin_name(&entry.name).map_err(|why| invalid(&format!("{key}.name"), why))?;
+        let reference =
+            crate::oci::Reference::parse(&entry.reference).map_err(|why| invalid(&format!("{key}.reference"), why))?;
+        if reference.digest.is_none() {
+            return Err(invalid(
+                &format!("{key}.reference"),
+                format!(
+                    "`{}` has no digest: pin it as `{}@sha256:...` (`berth plugin push` prints the digest), \
+                     so what runs is what was reviewed",
+                    entry.reference, entry.reference
+                ),
+            ));
+        }
+    }
     let max_memory = crate::plugin::MAX_MEMORY_LIMIT_MIB;
     if config.plugins.memorylimitmib > max_memory {
         return Err(invalid(

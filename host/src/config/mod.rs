@@ -767,7 +767,33 @@ pub struct PluginsConfig {
     /// each reserves its `memorylimitmib` while it lives. `None`: a quarter
     /// of the machine's (or the cgroup's) memory.
     pub totalmemorymib: Option<u64>,
+    /// How often `berth serve` looks for changed `.wasm` files in
+    /// `directory` and loads them without a restart (default 2s); `0s`
+    /// turns the watch off (SIGHUP still reloads).
+    #[serde(deserialize_with = "de::duration", serialize_with = "de::ser_duration")]
+    pub watchinterval: Duration,
+    /// Plugins pulled from a registry at start, pinned by digest, and kept
+    /// in the cache beside the compiled components so later starts need no
+    /// network. They win over bundled and dropped-in plugins of their name.
+    pub oci: Vec<OciPlugin>,
 }
+
+/// One entry of `plugins.oci`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OciPlugin {
+    /// The plugin's name, as `storage: {NAME: ...}` or a validator's.
+    pub name: String,
+    /// `host[:port]/repository[:tag]@sha256:...`: a digest is required, so
+    /// what runs is what was reviewed.
+    pub reference: String,
+    /// Talk plain HTTP to the registry instead of HTTPS.
+    #[serde(default)]
+    pub plainhttp: bool,
+}
+
+/// `plugins.watchinterval` when not set.
+pub const DEFAULT_PLUGIN_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 impl Default for PluginsConfig {
     fn default() -> Self {
@@ -776,6 +802,8 @@ impl Default for PluginsConfig {
             calltimeout: crate::plugin::DEFAULT_CALL_TIMEOUT,
             memorylimitmib: crate::plugin::DEFAULT_MEMORY_LIMIT_MIB,
             totalmemorymib: None,
+            watchinterval: DEFAULT_PLUGIN_WATCH_INTERVAL,
+            oci: Vec::new(),
         }
     }
 }

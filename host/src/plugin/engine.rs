@@ -105,8 +105,17 @@ fn cache_path(engine: &Engine, sha256: &str, dir: &Path) -> PathBuf {
 /// never reads half a file.
 fn store_compiled(component: &Component, dir: &Path, path: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
+    write_atomically(path, &component.serialize()?)?;
+    Ok(())
+}
+
+/// Writes `content` to `path` through a temporary file beside it and a
+/// rename, creating the directory; a reader sees the old file or the new.
+pub fn write_atomically(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut file, &component.serialize()?)?;
+    std::io::Write::write_all(&mut file, content)?;
     file.persist(path)?;
     Ok(())
 }

@@ -274,7 +274,7 @@ fn fill_template<'a>(template: &str, param: impl Fn(&str) -> Option<&'a str>) ->
 
 /// The client TLS configuration: system roots and `ca_bundle`'s certificates,
 /// or no verification at all when the configuration asks for it.
-fn tls_config(skip_verify: bool, ca_bundle: Option<&str>) -> Result<ClientConfig, String> {
+pub fn tls_config(skip_verify: bool, ca_bundle: Option<&str>) -> Result<ClientConfig, String> {
     let provider = Arc::new(ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -27,8 +27,8 @@ use wasmtime::Engine;
 
 pub use budget::{default_total_mib, MemoryBudget};
 pub use driver::DriverPlugin;
-pub use engine::{default_cache_dir, sha256_hex};
-pub use http::{Network, ReadResponse, SendError};
+pub use engine::{default_cache_dir, sha256_hex, write_atomically};
+pub use http::{tls_config, Network, ReadResponse, SendError};
 pub use inspect::Inspection;
 pub use provisioner::{Condition, Provision};
 pub use request::one_instance_per_request;
@@ -125,6 +125,8 @@ impl Default for PluginHostOptions {
 pub enum Origin {
     Bundled,
     File(PathBuf),
+    /// Pulled from a registry: the reference, pinned by digest.
+    Oci(String),
 }
 
 /// A component known to the host by name.
@@ -203,16 +205,68 @@ impl PluginHost {
         Ok(name)
     }
 
+    /// Adds a component pulled from a registry under `name`; it wins over a
+    /// bundled or dropped-in plugin of that name, also across rescans.
+    pub fn add_pulled(&mut self, name: &str, reference: &str, wasm: Vec<u8>) {
+        let sha256 = sha256_hex(&wasm);
+        self.add(
+            name,
+            Origin::Oci(reference.to_string()),
+            Cow::Owned(wasm),
+            Cow::Owned(sha256),
+        );
+    }
+
     fn add_dir(&mut self, dir: &Path) -> anyhow::Result<()> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|err| anyhow::anyhow!("cannot read the plugin directory {}: {err}", dir.display()))?;
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "wasm")) {
-            let name = self.add_file(path)?;
+        for path in wasm_files(dir)? {
+            let name = self.add_file(&path)?;
             tracing::info!(plugin = %name, path = %path.display(), "loaded drop-in plugin");
         }
         Ok(())
+    }
+
+    /// Reads the plugin directory again: a file that is new or whose
+    /// content changed replaces what was known by its name, and a file gone
+    /// hands its name back to the bundled plugin, if there is one. Plugins
+    /// pulled from a registry stay. Returns the names whose component
+    /// changed, sorted.
+    pub fn rescan_dir(&mut self) -> anyhow::Result<Vec<String>> {
+        let Some(dir) = self.options.plugin_dir.clone() else {
+            return Ok(Vec::new());
+        };
+        let mut changed = Vec::new();
+        let mut present = Vec::new();
+        for path in wasm_files(&dir)? {
+            let name = plugin_name(&path)?;
+            present.push(name.clone());
+            let known = self.sources.get(&name);
+            if known.is_some_and(|s| matches!(s.origin, Origin::Oci(_))) {
+                continue;
+            }
+            let wasm =
+                std::fs::read(&path).map_err(|err| anyhow::anyhow!("cannot read plugin {}: {err}", path.display()))?;
+            let sha256 = sha256_hex(&wasm);
+            if known.is_some_and(|s| s.sha256 == sha256 && s.origin == Origin::File(path.clone())) {
+                continue;
+            }
+            self.add(&name, Origin::File(path), Cow::Owned(wasm), Cow::Owned(sha256));
+            changed.push(name);
+        }
+        let gone: Vec<String> = (self.sources.values())
+            .filter(|s| matches!(&s.origin, Origin::File(path) if path.parent() == Some(dir.as_path())))
+            .filter(|s| !present.contains(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        for name in gone {
+            self.sources.remove(&name);
+            self.compiled.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+            if let Some((_, wasm, sha256)) = bundled::PLUGINS.iter().find(|(bundled, _, _)| *bundled == name) {
+                self.add(&name, Origin::Bundled, Cow::Borrowed(wasm), Cow::Borrowed(sha256));
+            }
+            changed.push(name);
+        }
+        changed.sort();
+        Ok(changed)
     }
 
     fn add(&mut self, name: &str, origin: Origin, wasm: Cow<'static, [u8]>, sha256: Cow<'static, str>) {
@@ -311,6 +365,16 @@ impl PluginHost {
         names
     }
 
+    /// The directory drop-in plugins are read from.
+    pub fn plugin_dir(&self) -> Option<&Path> {
+        self.options.plugin_dir.as_deref()
+    }
+
+    /// Where compiled components, and plugins pulled by digest, are cached.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.options.cache_dir.as_deref()
+    }
+
     /// What the component `name` is: its world, exports, imports, size.
     pub fn inspect(&self, name: &str) -> Result<Inspection, PluginError> {
         let source = self.sources.get(name).ok_or_else(|| self.unknown(name))?;
@@ -346,18 +410,32 @@ impl PluginHost {
     }
 }
 
+/// The `.wasm` files of `dir`, sorted.
+fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|err| anyhow::anyhow!("cannot read the plugin directory {}: {err}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// A plugin's name is its file's stem: `acme-s3.wasm` is `acme-s3`.
 fn plugin_name(path: &Path) -> anyhow::Result<String> {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    if stem.is_empty()
-        || !stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        anyhow::bail!(
-            "plugin file {} needs a name of letters, digits, `-`, `_` or `.`",
-            path.display()
-        );
-    }
+    check_plugin_name(stem).map_err(|why| anyhow::anyhow!("plugin file {}: {why}", path.display()))?;
     Ok(stem.to_string())
+}
+
+/// A plugin name is letters, digits, `-`, `_` and `.`, as file stems are.
+pub fn check_plugin_name(name: &str) -> Result<(), String> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if name.is_empty() || !name.bytes().all(allowed) {
+        return Err(format!(
+            "`{name}` is not a plugin name: use letters, digits, `-`, `_` or `.`"
+        ));
+    }
+    Ok(())
 }

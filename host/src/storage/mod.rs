@@ -4,12 +4,14 @@
 pub mod conformance;
 mod local_file;
 mod path;
+mod swap;
 mod walk;
 mod wasm;
 
 use async_trait::async_trait;
 
 pub use path::{check_directory_path, check_file_path};
+pub use swap::SwappableDriver;
 pub use wasm::{open_driver, open_driver_reading, ReadPath};
 
 /// Why a storage operation failed.

@@ -213,6 +213,7 @@ fn unusable_plugin(host: &PluginHost, driver: &str, known_drivers: &[String]) ->
     let file = match &source.origin {
         crate::plugin::Origin::File(path) => path.display().to_string(),
         crate::plugin::Origin::Bundled => format!("the bundled {driver}"),
+        crate::plugin::Origin::Oci(reference) => format!("{driver} pulled from {reference}"),
     };
     let cause = match host.inspect(driver) {
         Err(err) => err.to_string(),
