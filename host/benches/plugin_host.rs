@@ -12,7 +12,7 @@
 //! Run: `cargo bench -p berth --bench plugin_host`. BENCH_GIB=n changes the
 //! size; BENCH_COLD=1 (Linux, root) drops the page cache before each read, so
 //! reads come from the disk instead of memory. BENCH_PLUGIN_DIR=dir with
-//! BENCH_RESIDENT=name adds the resident driver `name` dropped into `dir`
+//! BENCH_RESIDENT=name[,name...] adds the resident drivers dropped into `dir`
 //! (the Python example, say) beside the Rust `inmemory`: a `stat` and
 //! 16 MiB written and read, each.
 
@@ -108,15 +108,17 @@ async fn run() -> anyhow::Result<()> {
         per_call.as_secs_f64() * 1e6
     );
 
-    if let Ok(name) = std::env::var("BENCH_RESIDENT") {
-        let other = open_driver(&host, &name, Vec::new()).await?;
+    if let Ok(names) = std::env::var("BENCH_RESIDENT") {
         println!(
             "{:<28} {:>10} {:>12} {:>12}",
             "resident driver", "stat, us", "write MB/s", "read MB/s"
         );
-        for (label, driver) in [("inmemory (Rust)", &resident), (name.as_str(), &other)] {
-            let (stat, write, read) = resident_costs(driver.as_ref()).await?;
-            println!("{label:<28} {stat:>10.2} {write:>12.0} {read:>12.0}");
+        let (stat, write, read) = resident_costs(resident.as_ref()).await?;
+        println!("{:<28} {stat:>10.2} {write:>12.0} {read:>12.0}", "inmemory (Rust)");
+        for name in names.split(',') {
+            let other = open_driver(&host, name, Vec::new()).await?;
+            let (stat, write, read) = resident_costs(other.as_ref()).await?;
+            println!("{name:<28} {stat:>10.2} {write:>12.0} {read:>12.0}");
         }
     }
 

@@ -51,9 +51,10 @@ async fn every_bundled_driver_passes_the_suite() {
     }
 }
 
-/// A storage driver written in Python (plugins/examples/python-inmemory,
-/// which scripts/test builds into `$BERTH_EXAMPLE_PLUGINS`) passes the same
-/// suite as the bundled drivers, loaded as a drop-in.
+/// A storage driver written in Python (the template
+/// plugins/templates/python-driver, which plugins/examples/build.sh, run by
+/// scripts/test, builds into `$BERTH_EXAMPLE_PLUGINS`) passes the same suite
+/// as the bundled drivers, loaded as a drop-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_written_in_python_passes_the_suite() {
     let built = std::env::var_os("BERTH_EXAMPLE_PLUGINS")
