@@ -439,3 +439,55 @@ pub fn check_plugin_name(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(host: &PluginHost, name: &str) -> Option<Origin> {
+        host.plugins().find(|p| p.name == name).map(|p| p.origin.clone())
+    }
+
+    #[test]
+    fn a_rescan_reports_what_changed_in_the_plugin_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = PluginHostOptions {
+            plugin_dir: Some(dir.path().to_path_buf()),
+            cache_dir: None,
+            ..PluginHostOptions::default()
+        };
+        let mut host = PluginHost::new(options).unwrap();
+        assert_eq!(host.rescan_dir().unwrap(), Vec::<String>::new());
+
+        let built = Path::new(env!("BERTH_PLUGIN_BUILD_DIR"));
+        let file = dir.path().join("filesystem.wasm");
+        std::fs::copy(built.join("inmemory.wasm"), &file).unwrap();
+        std::fs::write(dir.path().join("extra.wasm"), b"not a component").unwrap();
+        assert_eq!(host.rescan_dir().unwrap(), ["extra", "filesystem"]);
+        assert_eq!(origin(&host, "filesystem"), Some(Origin::File(file.clone())));
+        assert_eq!(host.rescan_dir().unwrap(), Vec::<String>::new(), "nothing changed");
+
+        // The same bytes written again are no change; other bytes are.
+        std::fs::copy(built.join("inmemory.wasm"), &file).unwrap();
+        assert_eq!(host.rescan_dir().unwrap(), Vec::<String>::new());
+        std::fs::copy(built.join("filesystem.wasm"), &file).unwrap();
+        assert_eq!(host.rescan_dir().unwrap(), ["filesystem"]);
+
+        // A file gone hands its name back to the bundled plugin, or drops it.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::remove_file(dir.path().join("extra.wasm")).unwrap();
+        assert_eq!(host.rescan_dir().unwrap(), ["extra", "filesystem"]);
+        assert_eq!(origin(&host, "filesystem"), Some(Origin::Bundled));
+        assert_eq!(origin(&host, "extra"), None);
+
+        // A pulled plugin is not replaced by a file of its name.
+        host.add_pulled(
+            "pulled",
+            "reg.io/p@sha256:0",
+            std::fs::read(built.join("inmemory.wasm")).unwrap(),
+        );
+        std::fs::write(dir.path().join("pulled.wasm"), b"not a component").unwrap();
+        assert_eq!(host.rescan_dir().unwrap(), Vec::<String>::new());
+        assert!(matches!(origin(&host, "pulled"), Some(Origin::Oci(_))));
+    }
+}
