@@ -20,7 +20,8 @@
 //!
 //! Speed: repositories are marked and swept, and a page's blobs deleted,
 //! several at once on the runtime's threads, each with plugin instances of
-//! its own (one per repository, as a registry request has one).
+//! its own (one per repository, as a registry request has one, and one per
+//! share of a page's blobs).
 //!
 //! Safety: without `online`, this run assumes no push happens meanwhile (distribution's rule
 //! for its garbage-collect: a read-only or stopped registry). A blob
@@ -35,7 +36,7 @@ use serde_json::Value;
 
 use crate::config::RetentionConfig;
 use crate::plugin::one_instance_per_request;
-use crate::storage::StorageError;
+use crate::storage::{FileInfo, StorageError};
 
 use super::online::{Key, OnlineRun};
 use super::{absent_is_none, base_name, layout, Digest, Result, Store};
@@ -105,6 +106,18 @@ const OFFLINE_PARALLEL: usize = 16;
 /// The same while the registry serves: the collection is not in a hurry,
 /// and the requests it runs beside should not wait behind it.
 const ONLINE_PARALLEL: usize = 2;
+
+/// The most blobs one task of the sweep deletes, on one plugin instance.
+const MAX_BLOBS_PER_TASK: usize = 64;
+
+/// How many tasks of a run go at once.
+fn parallelism(options: &GcOptions) -> usize {
+    if options.online.is_some() {
+        ONLINE_PARALLEL
+    } else {
+        OFFLINE_PARALLEL
+    }
+}
 
 /// What marking one repository found.
 struct RepositoryMark {
@@ -205,11 +218,7 @@ impl Store {
         W: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let parallel = if options.online.is_some() {
-            ONLINE_PARALLEL
-        } else {
-            OFFLINE_PARALLEL
-        };
+        let parallel = parallelism(options);
         let store = self.clone();
         let options = options.clone();
         stream::iter(items)
@@ -463,21 +472,34 @@ impl Store {
                     unmarked.push((digest, file.clone()));
                 }
             }
-            let mut deletions = self.in_parallel(options, unmarked, |store, options, (digest, file)| async move {
-                let dir = file.path.trim_end_matches("/data");
-                let gone = store
-                    .delete_garbage(&options, &file.path, dir, Key::Digest(&digest), Some(file.modified_ns))
-                    .await?;
-                Ok(gone.then_some((digest, file.size)))
+            // A task deletes a share of the page with one plugin instance:
+            // an instance per blob cost more than the deletion itself.
+            let per_task = unmarked
+                .len()
+                .div_ceil(parallelism(options))
+                .clamp(1, MAX_BLOBS_PER_TASK);
+            let shares: Vec<Vec<(Digest, FileInfo)>> = unmarked.chunks(per_task).map(<[_]>::to_vec).collect();
+            let mut deletions = self.in_parallel(options, shares, |store, options, share| async move {
+                let mut gone = Vec::new();
+                for (digest, file) in share {
+                    let dir = file.path.trim_end_matches("/data");
+                    let key = Key::Digest(&digest);
+                    if store
+                        .delete_garbage(&options, &file.path, dir, key, Some(file.modified_ns))
+                        .await?
+                    {
+                        gone.push((digest, file.size));
+                    }
+                }
+                Ok(gone)
             });
-            while let Some(deletion) = deletions.next().await {
-                let Some((digest, size)) = deletion? else {
-                    continue;
-                };
-                self.cache.forget(&digest);
-                deleted(&Deletion::Blob { digest, size });
-                report.blobs_deleted += 1;
-                report.bytes_deleted += size;
+            while let Some(share) = deletions.next().await {
+                for (digest, size) in share? {
+                    self.cache.forget(&digest);
+                    deleted(&Deletion::Blob { digest, size });
+                    report.blobs_deleted += 1;
+                    report.bytes_deleted += size;
+                }
             }
             progress(GcProgress::Sweeping {
                 blobs: report.blobs_seen,
