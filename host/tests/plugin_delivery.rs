@@ -287,6 +287,51 @@ fn plugins_travel_as_oci_artifacts() {
     assert!(!ok && findings.contains("PluginNotPulled"), "{findings}");
 }
 
+/// Against a registry that takes bearer tokens from a token service, push
+/// and pull answer its challenges with the user's password.
+#[test]
+fn plugins_travel_through_a_registry_with_token_auth() {
+    use common::token_server::TokenServer;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = [(
+        "ci",
+        ("open-sesame", vec![("repository:plugins/", vec!["pull", "push"])]),
+    )]
+    .into_iter()
+    .collect();
+    let tokens = TokenServer::start(dir.path(), policy);
+    let config = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n{}",
+        dir.path().join("data").display(),
+        tokens.yaml()
+    );
+    let registry = Server::start(dir.path(), &config, &[], 401);
+    let wasm_path = built("example_policy");
+    let reference = format!("{}/plugins/policy:v2", registry.addr);
+    let login = ["--plain-http", "--username", "ci", "--password-stdin"];
+    let push = [
+        &["plugin", "push"][..],
+        &login,
+        &[wasm_path.to_str().unwrap(), &reference],
+    ]
+    .concat();
+    let (ok, _, err) = berth(&push, &[], "wrong\n");
+    assert!(!ok && err.contains("asks for credentials"), "a wrong password: {err}");
+    let (ok, pinned, err) = berth(&push, &[], "open-sesame\n");
+    assert!(ok, "push: {err}");
+    let pulled = dir.path().join("pulled.wasm");
+    let pull = [
+        &["plugin", "pull"][..],
+        &login,
+        &[pinned.trim(), "-o", pulled.to_str().unwrap()],
+    ]
+    .concat();
+    let (ok, _, err) = berth(&pull, &[], "open-sesame\n");
+    assert!(ok, "pull: {err}");
+    assert!(std::fs::read(&pulled).unwrap() == std::fs::read(&wasm_path).unwrap());
+    assert!(tokens.issued() >= 2, "the tokens came from the token service");
+}
+
 /// A component with one more custom section: the same plugin under another
 /// sha256, as a rebuilt plugin would be.
 fn rebuilt(wasm: &[u8], mark: &str) -> Vec<u8> {
