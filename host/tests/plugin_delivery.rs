@@ -281,7 +281,7 @@ fn plugins_travel_as_oci_artifacts() {
         !ok && findings.contains("BucketNamePolicy"),
         "offline, from the cache: {findings}"
     );
-    // A digest the registry never had is refused by the registry itself.
+    // A digest not in the cache, with no registry to pull it from.
     let other = format!("{}/plugins/policy@sha256:{}", "127.0.0.1:9", sha256_hex(b"other"));
     let (ok, findings, _) = validate(&s3(&other), &dir.path().join("fresh-cache"));
     assert!(!ok && findings.contains("PluginNotPulled"), "{findings}");

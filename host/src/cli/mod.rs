@@ -182,11 +182,16 @@ async fn add_pulled_plugins(host: &mut PluginHost, entries: &[OciPlugin]) -> Res
     for (i, entry) in entries.iter().enumerate() {
         let failed = |why: String| format!("plugins.oci[{i}] ({}): {why}", entry.name);
         let reference = Reference::parse(&entry.reference).map_err(failed)?;
-        let credentials = Credentials::from_auth_file(&reference.registry, None).map_err(failed)?;
-        let client = Client::new(&reference.registry, entry.plainhttp, credentials).map_err(failed)?;
-        let wasm = crate::oci::fetch_pinned(&client, &reference, host.cache_dir())
-            .await
-            .map_err(failed)?;
+        let wasm = match crate::oci::cached(&reference, host.cache_dir()) {
+            Some(wasm) => wasm,
+            None => {
+                let credentials = Credentials::from_auth_file(&reference.registry, None).map_err(failed)?;
+                let client = Client::new(&reference.registry, entry.plainhttp, credentials).map_err(failed)?;
+                crate::oci::pull_pinned(&client, &reference, host.cache_dir())
+                    .await
+                    .map_err(failed)?
+            }
+        };
         host.add_pulled(&entry.name, &entry.reference, wasm);
         tracing::info!(plugin = %entry.name, reference = %entry.reference, "loaded plugin pulled by digest");
     }

@@ -31,7 +31,8 @@ fn fingerprint(dir: &Path) -> Fingerprint {
         .filter_map(|entry| entry.ok())
         .filter(|entry| entry.path().extension().is_some_and(|e| e == "wasm"))
         .filter_map(|entry| {
-            let meta = entry.metadata().ok()?;
+            // Followed: Kubernetes volumes swap their files by symbolic links.
+            let meta = std::fs::metadata(entry.path()).ok()?;
             Some((entry.path(), meta.len(), meta.modified().ok()))
         })
         .collect();
@@ -64,6 +65,8 @@ impl Reloader {
         if let Some(dir) = &watch {
             tracing::info!(directory = %dir.display(), interval = ?interval, "watching the plugin directory");
         }
+        // What changed while the registry was starting.
+        self.reload(false).await;
         loop {
             let hung_up = async {
                 match hangup.as_mut() {

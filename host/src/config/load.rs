@@ -484,6 +484,15 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     for (i, entry) in config.plugins.oci.iter().enumerate() {
         let key = format!("plugins.oci[{i}]");
         crate::plugin::check_plugin_name(&entry.name).map_err(|why| invalid(&format!("{key}.name"), why))?;
+        if config.plugins.oci[..i].iter().any(|earlier| earlier.name == entry.name) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                format!(
+                    "`{}` is named by an earlier entry too: one reference per plugin",
+                    entry.name
+                ),
+            ));
+        }
         let reference =
             crate::oci::Reference::parse(&entry.reference).map_err(|why| invalid(&format!("{key}.reference"), why))?;
         if reference.digest.is_none() {

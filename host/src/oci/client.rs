@@ -15,13 +15,17 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 
+/// Where Docker Hub's API is, whatever name a reference gives it.
+pub(super) const DOCKER_HUB: &str = "registry-1.docker.io";
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest one request may take, its body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Redirects followed on a GET (a blob served from object storage).
 const MAX_REDIRECTS: usize = 5;
-/// The largest error or token body read.
-const SMALL_BODY: usize = 1 << 20;
+/// The largest body read where none matters (an error, a token, what a
+/// registry says beside a 201 or 202).
+pub(super) const SMALL_REPLY: usize = 1 << 20;
 
 /// A username and password for a registry.
 #[derive(Clone)]
@@ -54,9 +58,16 @@ impl Credentials {
             .flatten()
             .collect(),
         };
-        let Some(path) = candidates.iter().find(|p| file.is_some() || p.is_file()) else {
-            return Ok(None);
-        };
+        for path in candidates.iter().filter(|p| file.is_some() || p.is_file()) {
+            if let Some(found) = Self::from_one_file(registry, path)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The entry for `registry` in the auth file at `path`, if it has one.
+    fn from_one_file(registry: &str, path: &Path) -> Result<Option<Credentials>, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| format!("cannot read the auth file {}: {err}", path.display()))?;
         let json: serde_json::Value = serde_json::from_str(&text)
@@ -66,7 +77,7 @@ impl Credentials {
             auths.iter().find_map(|(key, entry)| {
                 let host = key.trim_start_matches("https://").trim_start_matches("http://");
                 let host = host.split('/').next().unwrap_or_default();
-                let hub = registry == "registry-1.docker.io" && host == "index.docker.io";
+                let hub = registry == DOCKER_HUB && matches!(host, "index.docker.io" | "docker.io");
                 (host == registry || hub).then_some(entry)
             })
         });
@@ -175,19 +186,28 @@ impl Client {
         body: Bytes,
         limit: usize,
     ) -> Result<Reply, String> {
-        let url = if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_string()
-        } else {
-            format!("{}{path}", self.base)
-        };
+        let url = resolve(&self.base, path)?;
+        // The registry's credentials go to the registry only, never to
+        // another host an upload location or a redirect names.
+        let ours = url == self.base || url.starts_with(&format!("{}/", self.base));
         let mut reply = self
-            .send_once(&method, &url, headers, body.clone(), limit, true)
+            .send_once(&method, &url, headers, body.clone(), limit, ours)
             .await?;
-        if reply.status == StatusCode::UNAUTHORIZED {
+        if reply.status == StatusCode::UNAUTHORIZED && ours {
             let challenge = reply.header(header::WWW_AUTHENTICATE).unwrap_or_default().to_string();
             let authorization = self.answer(&challenge).await?;
             *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = Some(authorization);
             reply = self.send_once(&method, &url, headers, body, limit, true).await?;
+            if reply.status == StatusCode::UNAUTHORIZED {
+                let who = self
+                    .credentials
+                    .as_ref()
+                    .map_or("no one".into(), |c| c.username.clone());
+                return Err(format!(
+                    "{} refused the credentials of {who}: check the password",
+                    self.base
+                ));
+            }
         }
         let mut url = url;
         for _ in 0..MAX_REDIRECTS {
@@ -236,7 +256,7 @@ impl Client {
                 format!("{method} {url}: {err}{cause}")
             })?;
             let (parts, body) = response.into_parts();
-            let limit = if parts.status.is_success() { limit } else { SMALL_BODY };
+            let limit = if parts.status.is_success() { limit } else { SMALL_REPLY };
             let body = Limited::new(body, limit)
                 .collect()
                 .await
@@ -250,7 +270,7 @@ impl Client {
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|_| format!("{method} {url}: no answer within {} s", REQUEST_TIMEOUT.as_secs()))?
+            .map_err(|_| format!("{method} {url}: did not finish within {} s", REQUEST_TIMEOUT.as_secs()))?
     }
 
     /// The `Authorization` that answers `challenge` (a `WWW-Authenticate`).
@@ -275,6 +295,12 @@ impl Client {
         let params = challenge_params(params);
         let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
         let realm = get("realm").ok_or_else(|| format!("{}: a Bearer challenge without a realm", self.base))?;
+        if realm.starts_with("http://") && self.base.starts_with("https://") && self.credentials.is_some() {
+            return Err(format!(
+                "{} sends its clients for tokens to {realm}, over plain HTTP: the password is not sent there",
+                self.base
+            ));
+        }
         let mut url = realm.to_string();
         for key in ["service", "scope"] {
             if let Some(value) = get(key) {
@@ -297,7 +323,7 @@ impl Client {
                 .await
                 .map_err(|err| format!("GET {url}: {err}"))?;
             let status = response.status();
-            let body = Limited::new(response.into_body(), SMALL_BODY)
+            let body = Limited::new(response.into_body(), SMALL_REPLY)
                 .collect()
                 .await
                 .map_err(|err| format!("GET {url}: {err}"))?

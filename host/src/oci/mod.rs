@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{header, Method, StatusCode};
 use serde_json::json;
 
+use client::SMALL_REPLY;
 pub use client::{Client, Credentials};
 pub use reference::{check_digest, Reference};
 
@@ -90,7 +91,7 @@ async fn push_blob(client: &Client, reference: &Reference, content: &[u8]) -> Re
             &format!("/v2/{repository}/blobs/{digest}"),
             &[],
             Bytes::new(),
-            0,
+            SMALL_REPLY,
         )
         .await?;
     if head.status == StatusCode::OK {
@@ -102,7 +103,7 @@ async fn push_blob(client: &Client, reference: &Reference, content: &[u8]) -> Re
             &format!("/v2/{repository}/blobs/uploads/"),
             &[],
             Bytes::new(),
-            0,
+            SMALL_REPLY,
         )
         .await?;
     if start.status != StatusCode::ACCEPTED {
@@ -119,7 +120,7 @@ async fn push_blob(client: &Client, reference: &Reference, content: &[u8]) -> Re
             &url,
             &[(header::CONTENT_TYPE, "application/octet-stream")],
             Bytes::copy_from_slice(content),
-            0,
+            SMALL_REPLY,
         )
         .await?;
     if put.status != StatusCode::CREATED {
@@ -154,7 +155,7 @@ pub async fn pull(client: &Client, reference: &Reference) -> Result<Pulled, Stri
         return Err(reply.error(&format!("pulling the manifest of {reference}")));
     }
     let manifest = reply.body.to_vec();
-    let digest = sha256_digest(&manifest);
+    let digest = content_digest(&manifest, reference.digest.as_deref().unwrap_or("sha256:"));
     if let Some(pinned) = &reference.digest {
         if *pinned != digest {
             return Err(format!(
@@ -214,12 +215,7 @@ async fn pull_blob(
 
 /// Refuses content whose digest or size is not what its descriptor says.
 fn check_content(content: &[u8], digest: &str, size: usize) -> Result<(), String> {
-    let actual = if digest.starts_with("sha512:") {
-        use sha2::Digest;
-        format!("sha512:{}", hex::encode(sha2::Sha512::digest(content)))
-    } else {
-        sha256_digest(content)
-    };
+    let actual = content_digest(content, digest);
     if actual != digest || content.len() != size {
         return Err(format!(
             "the layer should be {digest} of {size} bytes and is {actual} of {} bytes: refused",
@@ -229,41 +225,58 @@ fn check_content(content: &[u8], digest: &str, size: usize) -> Result<(), String
     Ok(())
 }
 
+/// The digest of `content` by the algorithm `like` names (`sha512:...`),
+/// sha256 otherwise.
+fn content_digest(content: &[u8], like: &str) -> String {
+    if like.starts_with("sha512:") {
+        use sha2::Digest;
+        format!("sha512:{}", hex::encode(sha2::Sha512::digest(content)))
+    } else {
+        sha256_digest(content)
+    }
+}
+
 fn sha256_digest(content: &[u8]) -> String {
     format!("sha256:{}", crate::plugin::sha256_hex(content))
 }
 
-/// The component `reference` (pinned by digest) names: from the cache in
-/// `cache_dir` when it holds it, checked again; otherwise pulled with
-/// `client`, verified, and cached. Without a cache directory it is pulled
-/// every time.
-pub async fn fetch_pinned(client: &Client, reference: &Reference, cache_dir: Option<&Path>) -> Result<Vec<u8>, String> {
+/// The component `reference` (pinned by digest) names, from the cache in
+/// `cache_dir`, if it holds it: the manifest and the component are both
+/// checked against the digest again. No network.
+pub fn cached(reference: &Reference, cache_dir: Option<&Path>) -> Option<Vec<u8>> {
+    let pinned = reference.digest.as_deref()?;
+    let (manifest_path, wasm_path) = cache_paths(cache_dir?, pinned);
+    let (manifest, wasm) = (std::fs::read(&manifest_path).ok()?, std::fs::read(&wasm_path).ok()?);
+    let layer = (content_digest(&manifest, pinned) == pinned)
+        .then(|| wasm_layer(&manifest).ok())
+        .flatten();
+    match layer {
+        Some((digest, size)) if check_content(&wasm, &digest, size).is_ok() => Some(wasm),
+        _ => {
+            tracing::warn!(cache = %wasm_path.display(), "the cached copy of {reference} does not match its digest; pulling it again");
+            None
+        }
+    }
+}
+
+/// Pulls the component `reference` (pinned by digest) names, verified, and
+/// keeps it in the cache in `cache_dir` for [`cached`]; a cache that cannot
+/// be written only costs the next start a pull.
+pub async fn pull_pinned(client: &Client, reference: &Reference, cache_dir: Option<&Path>) -> Result<Vec<u8>, String> {
     let pinned = reference
         .digest
         .as_deref()
         .ok_or_else(|| format!("{reference} is not pinned by digest"))?;
-    let Some(cache_dir) = cache_dir else {
-        return Ok(pull(client, reference).await?.wasm);
-    };
-    let (manifest_path, wasm_path) = cache_paths(cache_dir, pinned);
-    if let (Ok(manifest), Ok(wasm)) = (std::fs::read(&manifest_path), std::fs::read(&wasm_path)) {
-        let layer = (sha256_digest(&manifest) == pinned)
-            .then(|| wasm_layer(&manifest).ok())
-            .flatten();
-        match layer {
-            Some((digest, size)) if check_content(&wasm, &digest, size).is_ok() => return Ok(wasm),
-            _ => {
-                tracing::warn!(cache = %wasm_path.display(), "the cached copy of {reference} does not match its digest; pulling it again")
-            }
+    let pulled = pull(client, reference).await?;
+    if let Some(cache_dir) = cache_dir {
+        let (manifest_path, wasm_path) = cache_paths(cache_dir, pinned);
+        // The manifest last: it is what says the component is complete.
+        let written = crate::plugin::write_atomically(&wasm_path, &pulled.wasm)
+            .and_then(|()| crate::plugin::write_atomically(&manifest_path, &pulled.manifest));
+        if let Err(err) = written {
+            tracing::warn!(cache = %cache_dir.display(), "cannot cache {reference}: {err}; the next start pulls it again");
         }
     }
-    let pulled = pull(client, reference).await?;
-    let write = |path: &PathBuf, content: &[u8]| {
-        crate::plugin::write_atomically(path, content)
-            .map_err(|err| format!("cannot cache {reference} at {}: {err}", path.display()))
-    };
-    write(&wasm_path, &pulled.wasm)?;
-    write(&manifest_path, &pulled.manifest)?;
     Ok(pulled.wasm)
 }
 

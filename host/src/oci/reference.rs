@@ -3,8 +3,7 @@
 
 use std::fmt;
 
-/// Where references without a registry host go, as docker sends them.
-const DOCKER_HUB: &str = "registry-1.docker.io";
+use super::client::DOCKER_HUB;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -45,6 +44,10 @@ impl Reference {
             }
         }
         let (registry, repository) = match name.split_once('/') {
+            Some(("docker.io" | "index.docker.io", rest)) if rest.contains('/') => {
+                (DOCKER_HUB.to_string(), rest.to_string())
+            }
+            Some(("docker.io" | "index.docker.io", rest)) => (DOCKER_HUB.to_string(), format!("library/{rest}")),
             Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
                 (first.to_string(), rest.to_string())
             }
@@ -140,6 +143,11 @@ mod tests {
             (DOCKER_HUB, "acme/policy")
         );
         assert_eq!(Reference::parse("policy").unwrap().repository, "library/policy");
+        let r = Reference::parse("docker.io/policy").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            (DOCKER_HUB, "library/policy")
+        );
     }
 
     #[test]

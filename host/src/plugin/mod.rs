@@ -228,35 +228,53 @@ impl PluginHost {
     /// Reads the plugin directory again: a file that is new or whose
     /// content changed replaces what was known by its name, and a file gone
     /// hands its name back to the bundled plugin, if there is one. Plugins
-    /// pulled from a registry stay. Returns the names whose component
-    /// changed, sorted.
+    /// pulled from a registry stay. A file that cannot be read or named is
+    /// skipped with a warning (what was known by its name stays). Returns
+    /// the names whose component changed, sorted; only a directory that
+    /// cannot be listed changes nothing and is an error.
     pub fn rescan_dir(&mut self) -> anyhow::Result<Vec<String>> {
         let Some(dir) = self.options.plugin_dir.clone() else {
             return Ok(Vec::new());
         };
-        let mut changed = Vec::new();
         let mut present = Vec::new();
+        let mut fresh = Vec::new();
         for path in wasm_files(&dir)? {
-            let name = plugin_name(&path)?;
+            let read = plugin_name(&path).and_then(|name| {
+                let wasm =
+                    std::fs::read(&path).map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+                Ok((name, wasm))
+            });
+            let (name, wasm) = match read {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::warn!("skipping a plugin file: {err:#}");
+                    if let Ok(name) = plugin_name(&path) {
+                        present.push(name);
+                    }
+                    continue;
+                }
+            };
             present.push(name.clone());
             let known = self.sources.get(&name);
             if known.is_some_and(|s| matches!(s.origin, Origin::Oci(_))) {
                 continue;
             }
-            let wasm =
-                std::fs::read(&path).map_err(|err| anyhow::anyhow!("cannot read plugin {}: {err}", path.display()))?;
             let sha256 = sha256_hex(&wasm);
             if known.is_some_and(|s| s.sha256 == sha256 && s.origin == Origin::File(path.clone())) {
                 continue;
             }
-            self.add(&name, Origin::File(path), Cow::Owned(wasm), Cow::Owned(sha256));
-            changed.push(name);
+            fresh.push((name, path, wasm, sha256));
         }
         let gone: Vec<String> = (self.sources.values())
             .filter(|s| matches!(&s.origin, Origin::File(path) if path.parent() == Some(dir.as_path())))
             .filter(|s| !present.contains(&s.name))
             .map(|s| s.name.clone())
             .collect();
+        let mut changed = Vec::new();
+        for (name, path, wasm, sha256) in fresh {
+            self.add(&name, Origin::File(path), Cow::Owned(wasm), Cow::Owned(sha256));
+            changed.push(name);
+        }
         for name in gone {
             self.sources.remove(&name);
             self.compiled.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
@@ -479,6 +497,12 @@ mod tests {
         assert_eq!(host.rescan_dir().unwrap(), ["extra", "filesystem"]);
         assert_eq!(origin(&host, "filesystem"), Some(Origin::Bundled));
         assert_eq!(origin(&host, "extra"), None);
+
+        // A file whose name is no plugin name is skipped, not fatal.
+        std::fs::write(dir.path().join("a b.wasm"), b"x").unwrap();
+        std::fs::copy(built.join("inmemory.wasm"), &file).unwrap();
+        assert_eq!(host.rescan_dir().unwrap(), ["filesystem"]);
+        std::fs::remove_file(dir.path().join("a b.wasm")).unwrap();
 
         // A pulled plugin is not replaced by a file of its name.
         host.add_pulled(

@@ -40,6 +40,7 @@ use axum::Router;
 
 use crate::auth::{Action, Auth, Identity, Refusal, Scope};
 use crate::plugin::one_instance_per_request;
+use crate::storage::one_driver_per_request;
 use crate::storage::StorageDriver;
 use crate::store::{self, Purged, Store, StoreError};
 
@@ -280,7 +281,7 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
         }
     };
     // The calls of one request share a plugin instance.
-    let handled = one_instance_per_request(registry.handle(parts, body));
+    let handled = one_driver_per_request(one_instance_per_request(registry.handle(parts, body)));
     let outcome = match registry.options.request_timeout.filter(|_| !uploading) {
         // Dropping the handler at the deadline drops the plugin calls it
         // has in progress.

@@ -11,7 +11,7 @@ mod wasm;
 use async_trait::async_trait;
 
 pub use path::{check_directory_path, check_file_path};
-pub use swap::SwappableDriver;
+pub use swap::{one_driver_per_request, SwappableDriver};
 pub use wasm::{open_driver, open_driver_reading, ReadPath};
 
 /// Why a storage operation failed.

@@ -1,15 +1,32 @@
-//! A storage driver that can be replaced while it serves: each call runs on
-//! the driver current when it starts, so calls in flight (and the readers
-//! and writers they opened) finish on the one they began with, and the old
-//! driver goes when its last call does.
+//! A storage driver that can be replaced while it serves (a plugin
+//! reload). A registry request runs on one driver from its first call to
+//! its last ([`one_driver_per_request`]), so a request in flight, and the
+//! readers and writers it opened, finish on the driver it began with;
+//! outside a request each call takes the driver current when it starts.
+//! The old driver goes when the last of them does.
 
-use std::sync::{Arc, RwLock};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 
 use super::{FileInfo, FileReader, FileWriter, Result, StorageDriver};
 
+tokio::task_local! {
+    /// The drivers the running request took, by swappable driver.
+    static TAKEN: Mutex<Vec<(u64, Arc<dyn StorageDriver>)>>;
+}
+
+/// Runs `request` as one request: every swappable driver it calls answers
+/// it with the driver that was current at its first call.
+pub async fn one_driver_per_request<F: Future>(request: F) -> F::Output {
+    TAKEN.scope(Mutex::default(), request).await
+}
+
 pub struct SwappableDriver {
+    /// Tells this driver's entry in a request's [`TAKEN`] from others'.
+    id: u64,
     current: RwLock<Arc<dyn StorageDriver>>,
     /// Fixed at the start: a replacement runs with the same configuration,
     /// so it has the same name and directory.
@@ -19,20 +36,35 @@ pub struct SwappableDriver {
 
 impl SwappableDriver {
     pub fn new(driver: Arc<dyn StorageDriver>) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         SwappableDriver {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: driver.name().to_string(),
             host_directory: driver.host_directory().map(str::to_string),
             current: RwLock::new(driver),
         }
     }
 
-    /// New calls go to `driver` from now on.
+    /// New requests go to `driver` from now on.
     pub fn replace(&self, driver: Arc<dyn StorageDriver>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = driver;
+        let old = std::mem::replace(&mut *self.current.write().unwrap_or_else(|e| e.into_inner()), driver);
+        // Dropped outside the lock: the last reference may take a while to go.
+        drop(old);
     }
 
     fn current(&self) -> Arc<dyn StorageDriver> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        let now = || self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        TAKEN
+            .try_with(|taken| {
+                let mut taken = taken.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((_, driver)) = taken.iter().find(|(id, _)| *id == self.id) {
+                    return driver.clone();
+                }
+                let driver = now();
+                taken.push((self.id, driver.clone()));
+                driver
+            })
+            .unwrap_or_else(|_| now())
     }
 }
 

@@ -488,6 +488,9 @@ impl Store {
                         .delete_garbage(&options, &file.path, dir, key, Some(file.modified_ns))
                         .await?
                     {
+                        // At once: a later failure in the share must not
+                        // leave a deleted blob's size in the cache.
+                        store.cache.forget(&digest);
                         gone.push((digest, file.size));
                     }
                 }
@@ -495,7 +498,6 @@ impl Store {
             });
             while let Some(share) = deletions.next().await {
                 for (digest, size) in share? {
-                    self.cache.forget(&digest);
                     deleted(&Deletion::Blob { digest, size });
                     report.blobs_deleted += 1;
                     report.bytes_deleted += size;
