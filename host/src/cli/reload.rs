@@ -97,7 +97,7 @@ impl Reloader {
     /// Reads the plugin directory again (and with `pull`, the
     /// configuration's `plugins.oci`), then puts what changed to use.
     async fn reload(&mut self, pull: bool) {
-        let mut changed = match self.host.rescan_dir() {
+        let mut changed = match off_the_runtime(|| self.host.rescan_dir()) {
             Ok(changed) => changed,
             Err(err) => {
                 tracing::error!("cannot read the plugin directory: {err:#}; the plugins loaded keep serving");
@@ -113,6 +113,14 @@ impl Reloader {
         changed.sort();
         changed.dedup();
         tracing::info!(plugins = ?changed, "plugins changed");
+        // Compiling a component takes from a fraction of a second to tens of
+        // seconds (a language runtime inside): not on a thread that serves.
+        off_the_runtime(|| {
+            for name in &changed {
+                // A component that does not compile says so below, where it is used.
+                let _ = self.host.compile(name);
+            }
+        });
         let validators = self.host.validators();
         if changed.iter().any(|name| validators.contains(name)) {
             self.revalidate().await;
@@ -192,5 +200,14 @@ impl Reloader {
             }
             Err(err) => tracing::error!("cannot run the validators: {err:#}"),
         }
+    }
+}
+
+/// Runs `work`, which blocks, without holding up the requests the
+/// runtime's other tasks serve.
+fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }

@@ -406,6 +406,12 @@ impl PluginHost {
             .map_err(|err| PluginError::new(name, "load", format!("needs what the host does not grant: {err:#}")))
     }
 
+    /// Compiles the plugin `name` now (or loads its compiled form), so that
+    /// its first use does not.
+    pub fn compile(&self, name: &str) -> Result<(), PluginError> {
+        self.component(name).map(drop)
+    }
+
     fn component(&self, name: &str) -> Result<Component, PluginError> {
         let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(component) = compiled.get(name) {
