@@ -205,8 +205,41 @@ pub fn signed_headers(
     Ok(unsigned.chain(signature).map(|(k, v)| (k.to_string(), v)).collect())
 }
 
-/// Signs and sends one request; `body` is sent with its exact length.
+/// Statuses S3 asks clients to retry (`InternalError`, `SlowDown`,
+/// `ServiceUnavailable`, a gateway's), as the SDK's standard retry mode does.
+const RETRIED_STATUSES: [u16; 4] = [500, 502, 503, 504];
+/// Attempts of one request, the first included (the SDK's calls have 3).
+const ATTEMPTS: u32 = 3;
+/// The pause before the second attempt; each later one waits four times
+/// longer.
+const FIRST_BACKOFF_MS: u64 = 100;
+
+/// Signs and sends one request, again (signed afresh) when S3 answers a
+/// status it asks to retry; `body` is sent with its exact length. Every
+/// request sent this way can be repeated: a whole object, a part and a
+/// ranged read are idempotent, and S3 answers a repeated
+/// CompleteMultipartUpload as it did the first.
 pub fn send(
+    config: &Config,
+    method: &str,
+    url: &str,
+    extra_headers: &[(&str, String)],
+    body: Option<&[u8]>,
+) -> Result<Response, Failure> {
+    let mut backoff_ms = FIRST_BACKOFF_MS;
+    for _ in 1..ATTEMPTS {
+        let response = send_once(config, method, url, extra_headers, body)?;
+        if !RETRIED_STATUSES.contains(&response.status) {
+            return Ok(response);
+        }
+        drop(response);
+        wasip2::clocks::monotonic_clock::subscribe_duration(backoff_ms * 1_000_000).block();
+        backoff_ms *= 4;
+    }
+    send_once(config, method, url, extra_headers, body)
+}
+
+fn send_once(
     config: &Config,
     method: &str,
     url: &str,
