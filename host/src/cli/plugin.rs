@@ -193,12 +193,13 @@ async fn push(file: &Path, reference: &str, registry: &RegistryArgs) -> anyhow::
             found.exports.join(", ")
         );
     };
-    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let source = host.plugins().find(|p| p.name == name).expect("the plugin just added");
+    let wasm = source.wasm();
     let facts = oci::ComponentFacts {
         exports: found.exports.clone(),
         imports: found.imports.clone(),
     };
-    let digest = oci::push(&registry.client(&reference)?, &reference, &wasm, &facts)
+    let digest = oci::push(&registry.client(&reference)?, &reference, wasm, &facts)
         .await
         .map_err(anyhow::Error::msg)?;
     eprintln!("pushed {} ({world}, {} bytes)", file.display(), wasm.len());

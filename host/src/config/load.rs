@@ -7,7 +7,9 @@ use serde_norway::{Mapping, Value};
 
 use super::de::NON_DRIVER_KEYS;
 use super::env::{self, Origin};
-use super::{default_data_dir, Config, ConfigError, IndexPlatforms, ListenAddr, Loaded, Net};
+use super::{
+    default_data_dir, Config, ConfigError, IndexPlatforms, ListenAddr, Loaded, Net, MIN_PLUGIN_WATCH_INTERVAL,
+};
 
 /// Distribution settings Berth does not implement whose absence would make
 /// the registry less safe than its configuration says (anonymous writes
@@ -465,6 +467,13 @@ fn check_values(config: &Config, from: &dyn Fn(&[String]) -> String) -> Result<(
     }
     if config.plugins.calltimeout.is_zero() {
         return Err(invalid("plugins.calltimeout", "must be longer than 0".into()));
+    }
+    let watch = config.plugins.watchinterval;
+    if !watch.is_zero() && watch < MIN_PLUGIN_WATCH_INTERVAL {
+        return Err(invalid(
+            "plugins.watchinterval",
+            format!("must be 0s (off) or at least {MIN_PLUGIN_WATCH_INTERVAL:?}: each look reads the directory"),
+        ));
     }
     if config.plugins.memorylimitmib == 0 {
         return Err(invalid("plugins.memorylimitmib", "must be at least 1".into()));

@@ -794,6 +794,8 @@ pub struct OciPlugin {
 
 /// `plugins.watchinterval` when not set.
 pub const DEFAULT_PLUGIN_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// The shortest `plugins.watchinterval` other than 0 (off).
+pub const MIN_PLUGIN_WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Default for PluginsConfig {
     fn default() -> Self {

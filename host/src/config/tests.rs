@@ -818,3 +818,22 @@ fn request_limits_are_read_under_their_openshift_name_too() {
     assert_eq!(key, "requests.read.maxrunning");
     assert!(message.contains("set maxrunning"), "{message}");
 }
+
+#[test]
+fn plugin_watch_and_pulls_are_bounded_or_refused() {
+    let yaml = |plugins: &str| format!("{FILESYSTEM}plugins:\n{plugins}");
+    let (key, message) = invalid(&yaml("  watchinterval: 1ms\n"), &[]);
+    assert_eq!(key, "plugins.watchinterval");
+    assert!(message.contains("at least 100ms"), "{message}");
+    let off = parse(&yaml("  watchinterval: 0s\n"), env(&[])).expect("0s turns the watch off");
+    assert!(off.config.plugins.watchinterval.is_zero());
+    let (key, message) = invalid(&yaml("  oci:\n    - {name: p, reference: reg.io/p:1}\n"), &[]);
+    assert_eq!(key, "plugins.oci[0].reference");
+    assert!(message.contains("has no digest"), "{message}");
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let twice = format!(
+        "  oci:\n    - {{name: p, reference: reg.io/p@{digest}}}\n    - {{name: p, reference: reg.io/q@{digest}}}\n"
+    );
+    let (key, _) = invalid(&yaml(&twice), &[]);
+    assert_eq!(key, "plugins.oci[1].name");
+}
