@@ -3,18 +3,21 @@
 //! through the plugin's memory, and for a plugin whose directory is its
 //! storage (`files-at-their-paths`) metadata, listings and walks are read
 //! there too, without a plugin instance and WASI's per-call path
-//! resolution. Only reads: writes, moves and deletions stay the plugin's.
-//! Everything is opened read-only and only beneath the directory granted
-//! to the plugin.
+//! resolution, and so are deletions (a garbage collection makes thousands).
+//! Writes and moves stay the plugin's. Nothing is reached outside the
+//! directory granted to the plugin.
 
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::BorrowedFd;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use cap_primitives::fs::{FollowSymlinks, Metadata};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
 use super::{check_file_path, FileInfo, FileReader, Result, StorageError};
 
@@ -27,12 +30,15 @@ const MAX_CONTENT: u64 = 64 << 20;
 pub(super) struct LocalRoot {
     /// Without a trailing `/`.
     path: String,
+    /// The directory as last opened; see [`LocalRoot::blocking`].
+    opened: Arc<Mutex<Option<Arc<File>>>>,
 }
 
 impl LocalRoot {
     pub fn new(path: &str) -> LocalRoot {
         LocalRoot {
             path: path.trim_end_matches('/').to_string(),
+            opened: Arc::default(),
         }
     }
 
@@ -44,23 +50,19 @@ impl LocalRoot {
         Some(&rest[1..])
     }
 
-    /// Runs `work` on the blocking pool with the directory opened afresh
-    /// (as each plugin instance's pre-open is), and turns its failure into
-    /// the contract's error for `path` as the plugin does: a missing file,
-    /// or a file where a directory was expected, is path-not-found. The
-    /// directory itself gone is the storage failing, not an empty one.
+    /// Runs `work` on the blocking pool with the directory, and turns its
+    /// failure into the contract's error for `path` as the plugin does: a
+    /// missing file, or a file where a directory was expected, is
+    /// path-not-found. The directory itself gone is the storage failing,
+    /// not an empty one.
     async fn blocking<T, W>(&self, path: &str, work: W) -> Result<T>
     where
         T: Send + 'static,
         W: FnOnce(&File) -> io::Result<T> + Send + 'static,
     {
-        let root = self.path.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let dir = cap_primitives::fs::open_ambient_dir(Path::new(&root), cap_primitives::ambient_authority())
-                .map_err(|err| StorageError::Backend(format!("the storage directory {root}: {err}")))?;
-            Ok::<_, StorageError>(work(&dir))
-        })
-        .await;
+        let (root, opened) = (self.path.clone(), self.opened.clone());
+        let run = move || Ok::<_, StorageError>(work(&*directory(&root, &opened)?));
+        let done = tokio::task::spawn_blocking(run).await;
         abandoned(path, done)??.map_err(|err| match err.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => StorageError::PathNotFound(path.to_string()),
             _ => StorageError::Backend(format!("{path}: {err}")),
@@ -105,17 +107,24 @@ impl LocalRoot {
         let relative = below(path).to_string();
         let owned = path.to_string();
         self.blocking(path, move |dir| {
-            let mut children = Vec::new();
-            for entry in cap_primitives::fs::read_dir(dir, Path::new(&relative))? {
-                // A name that is not UTF-8 cannot be a storage path.
-                if let Ok(name) = entry?.file_name().into_string() {
-                    children.push(child(&owned, &name));
-                }
-            }
+            let mut entries = open_entries(dir, Path::new(&relative), FollowSymlinks::Yes)?;
+            let mut children: Vec<String> = entries_of(&mut entries)?
+                .into_iter()
+                .map(|entry| child(&owned, &entry.name))
+                .collect();
             children.sort_unstable();
             Ok(children)
         })
         .await
+    }
+
+    /// Deletes the file at the storage path `path`, or the directory there
+    /// with everything below it, as the filesystem driver's `delete` does:
+    /// a symbolic link is removed, never followed.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        let relative = below(path).to_string();
+        self.blocking(path, move |dir| remove_all(dir, Path::new(&relative)))
+            .await
     }
 
     /// The files below the directory `path` in lexical order of their
@@ -125,34 +134,29 @@ impl LocalRoot {
         let relative = below(path).to_string();
         let (owned, after) = (path.to_string(), start_after.unwrap_or("").to_string());
         self.blocking(path, move |dir| {
-            let top = cap_primitives::fs::open_dir(dir, Path::new(&relative))?;
+            let mut top = open_entries(dir, Path::new(&relative), FollowSymlinks::Yes)?;
             let mut page = Vec::new();
-            walk_dir(&top, &owned, &after, limit.max(1) as usize, &mut page)?;
+            walk_dir(&mut top, &owned, &after, limit.max(1) as usize, &mut page)?;
             Ok(page)
         })
         .await
     }
 
     /// Opens `relative` read-only for the content at the storage path
-    /// `path`, from `offset`. The directory is opened afresh, as each plugin
-    /// instance's pre-open is, and symbolic links are followed only while
-    /// they stay beneath it. On the blocking pool, like the reads: the disk
-    /// may be slow or remote.
+    /// `path`, from `offset`. Symbolic links are followed only while they
+    /// stay beneath the directory. On the blocking pool, like the reads: the
+    /// disk may be slow or remote.
     pub async fn reader(&self, relative: &str, path: &str, offset: u64) -> Result<LocalFileReader> {
-        let (root, relative) = (self.path.clone(), relative.to_string());
-        let opened = tokio::task::spawn_blocking(move || {
-            let dir = cap_primitives::fs::open_ambient_dir(Path::new(&root), cap_primitives::ambient_authority())?;
-            let mut options = cap_primitives::fs::OpenOptions::new();
-            options.read(true);
-            let file = cap_primitives::fs::open(&dir, Path::new(&relative), &options)?;
-            let is_dir = file.metadata()?.is_dir();
-            Ok::<_, io::Error>((file, is_dir))
-        })
-        .await;
-        let (file, is_dir) = abandoned(path, opened)?.map_err(|err| match err.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => StorageError::PathNotFound(path.to_string()),
-            _ => StorageError::Backend(format!("{path}: {err}")),
-        })?;
+        let relative = relative.to_string();
+        let (file, is_dir) = self
+            .blocking(path, move |dir| {
+                let mut options = cap_primitives::fs::OpenOptions::new();
+                options.read(true);
+                let file = cap_primitives::fs::open(dir, Path::new(&relative), &options)?;
+                let is_dir = file.metadata()?.is_dir();
+                Ok((file, is_dir))
+            })
+            .await?;
         if is_dir {
             // As the plugin's own reader fails on one.
             return Err(StorageError::Backend(format!("{path}: is a directory")));
@@ -163,6 +167,123 @@ impl LocalRoot {
             offset,
         })
     }
+}
+
+/// The directory at `root`: the one `opened` holds while it is still there
+/// (linked), or else opened afresh and held. Holding it saves an open and
+/// a close per operation (a garbage collection makes tens of thousands);
+/// checking it saves serving from a directory removed under a running
+/// registry, which a plugin instance's fresh pre-open would not see either.
+fn directory(root: &str, opened: &Mutex<Option<Arc<File>>>) -> Result<Arc<File>> {
+    use std::os::unix::fs::MetadataExt;
+    let held = opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    if let Some(dir) = held {
+        if dir.metadata().is_ok_and(|meta| meta.nlink() > 0) {
+            return Ok(dir);
+        }
+    }
+    let dir = cap_primitives::fs::open_ambient_dir(Path::new(root), cap_primitives::ambient_authority())
+        .map_err(|err| StorageError::Backend(format!("the storage directory {root}: {err}")))?;
+    let dir = Arc::new(dir);
+    *opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(dir.clone());
+    Ok(dir)
+}
+
+/// Removes the file at `relative` below `dir`, or the directory there with
+/// everything below it; a symbolic link is removed, not followed. Opening
+/// the directory first, rather than asking what is there and then removing
+/// it, takes half the system calls, which counts where a garbage
+/// collection removes thousands of blob directories.
+fn remove_all(dir: &File, relative: &Path) -> io::Result<()> {
+    match open_entries(dir, relative, FollowSymlinks::No) {
+        Ok(mut opened) => {
+            empty(&mut opened)?;
+            drop(opened);
+            cap_primitives::fs::remove_dir(dir, relative)
+        }
+        // A file, or a symbolic link (which `O_NOFOLLOW` refuses).
+        Err(err) if err.kind() == io::ErrorKind::NotADirectory || err.raw_os_error() == Some(libc::ELOOP) => {
+            cap_primitives::fs::remove_file(dir, relative)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Removes everything in the directory `dir`.
+fn empty(dir: &mut Dir) -> io::Result<()> {
+    for entry in entries_of(dir)? {
+        let fd = dir.fd()?;
+        if entry.is_dir {
+            empty(&mut open_child(fd, &entry.raw)?)?;
+            rustix::fs::unlinkat(fd, entry.raw.as_c_str(), AtFlags::REMOVEDIR)?;
+        } else {
+            rustix::fs::unlinkat(fd, entry.raw.as_c_str(), AtFlags::empty())?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the directory at `relative` below `dir` to read its entries,
+/// resolving only beneath `dir` (cap-primitives), where symbolic links are
+/// followed as `follow` says.
+fn open_entries(dir: &File, relative: &Path, follow: FollowSymlinks) -> io::Result<Dir> {
+    let at = match follow {
+        FollowSymlinks::Yes => cap_primitives::fs::open_dir(dir, relative)?,
+        FollowSymlinks::No => cap_primitives::fs::open_dir_nofollow(dir, relative)?,
+    };
+    // That handle only names the directory (`O_PATH`); its entries are read
+    // through one opened for reading.
+    let readable = rustix::fs::openat(
+        &at,
+        c".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(Dir::new(readable)?)
+}
+
+/// Opens the directory entry `name` of `dir` to read its entries. One name
+/// and no symbolic link followed, so it stays beneath `dir`; one system
+/// call, where a walk opens thousands.
+fn open_child(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Dir> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(Dir::new(rustix::fs::openat(dir, name, flags, Mode::empty())?)?)
+}
+
+/// An entry of a directory.
+struct Entry {
+    /// The name, which is UTF-8: a storage path cannot hold another.
+    name: String,
+    raw: CString,
+    /// A directory, not a symbolic link to one.
+    is_dir: bool,
+}
+
+/// The entries of `dir`, but `.` and `..` and names that are not UTF-8.
+fn entries_of(dir: &mut Dir) -> io::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let raw = entry.file_name();
+        let Ok(name) = raw.to_str() else { continue };
+        if name == "." || name == ".." {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            // Filesystems that do not keep the type in the directory.
+            FileType::Unknown => {
+                let stat = rustix::fs::statat(dir.fd()?, raw, AtFlags::SYMLINK_NOFOLLOW)?;
+                FileType::from_raw_mode(stat.st_mode) == FileType::Directory
+            }
+            file_type => file_type == FileType::Directory,
+        };
+        entries.push(Entry {
+            name: name.to_string(),
+            raw: raw.to_owned(),
+            is_dir,
+        });
+    }
+    Ok(entries)
 }
 
 /// The path below the directory of the storage path `path` (`.` for `/`).
@@ -198,19 +319,17 @@ fn file_info(path: String, meta: &Metadata) -> FileInfo {
 /// order their full paths sort (`a-1` < `a/x`). The filesystem driver's
 /// own `walk` does the same inside the guest; the conformance suite holds
 /// both to the contract (it runs reading directly and through the driver).
-fn walk_dir(dir: &File, at: &str, after: &str, limit: usize, page: &mut Vec<FileInfo>) -> io::Result<()> {
-    let mut entries = Vec::new();
-    for entry in cap_primitives::fs::read_base_dir(dir)? {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        let mut key = child(at, &name);
-        if entry.file_type()?.is_dir() {
-            key.push('/');
-        }
-        entries.push((key, entry));
-    }
+fn walk_dir(dir: &mut Dir, at: &str, after: &str, limit: usize, page: &mut Vec<FileInfo>) -> io::Result<()> {
+    let mut entries: Vec<(String, Entry)> = entries_of(dir)?
+        .into_iter()
+        .map(|entry| {
+            let mut key = child(at, &entry.name);
+            if entry.is_dir {
+                key.push('/');
+            }
+            (key, entry)
+        })
+        .collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (key, entry) in entries {
         if page.len() >= limit {
@@ -221,23 +340,38 @@ fn walk_dir(dir: &File, at: &str, after: &str, limit: usize, page: &mut Vec<File
         if let Some(subdir) = key.strip_suffix('/') {
             // A subtree sorting entirely at or before `after` is skipped.
             if key.as_str() > after || after.starts_with(&key) {
-                match entry
-                    .open_dir()
-                    .and_then(|sub| walk_dir(&sub, subdir, after, limit, page))
+                match open_child(dir.fd()?, &entry.raw)
+                    .and_then(|mut sub| walk_dir(&mut sub, subdir, after, limit, page))
                 {
                     Err(err) if gone(&err) => {}
                     walked => walked?,
                 }
             }
         } else if key.as_str() > after {
-            match entry.metadata() {
-                Ok(meta) => page.push(file_info(key, &meta)),
-                Err(err) if gone(&err) => {}
-                Err(err) => return Err(err),
+            match rustix::fs::statat(dir.fd()?, entry.raw.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => page.push(walked_file(key, &stat)),
+                Err(err) if gone(&err.into()) => {}
+                Err(err) => return Err(err.into()),
             }
         }
     }
     Ok(())
+}
+
+/// What a walk reports of the file `path` (not a directory: a walk
+/// descends into those).
+fn walked_file(path: String, stat: &rustix::fs::Stat) -> FileInfo {
+    let modified_ns = u64::try_from(stat.st_mtime)
+        .ok()
+        .and_then(|seconds| seconds.checked_mul(1_000_000_000))
+        .and_then(|ns| ns.checked_add(stat.st_mtime_nsec))
+        .unwrap_or(0);
+    FileInfo {
+        path,
+        size: u64::try_from(stat.st_size).unwrap_or(0),
+        modified_ns,
+        is_dir: false,
+    }
 }
 
 /// The outcome of work on the blocking pool, which fails only when the
@@ -422,6 +556,50 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(top);
+    }
+
+    #[tokio::test]
+    async fn a_storage_directory_made_again_is_read_anew() {
+        let (_top, local, root) = fixture();
+        assert!(local.stat("/a/blob").await.is_ok());
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::create_dir_all(format!("{root}/b")).unwrap();
+        assert!(matches!(
+            local.stat("/a/blob").await,
+            Err(StorageError::PathNotFound(_))
+        ));
+        assert!(local.stat("/b").await.unwrap().is_dir);
+    }
+
+    #[tokio::test]
+    async fn deletes_files_and_trees_without_following_links() {
+        let (top, local, root) = fixture();
+        std::fs::create_dir_all(format!("{root}/t/x/y")).unwrap();
+        std::fs::write(format!("{root}/t/x/y/z"), b"z").unwrap();
+        std::fs::write(format!("{root}/t/f"), b"f").unwrap();
+        std::fs::create_dir_all(top.path().join("elsewhere")).unwrap();
+        std::fs::write(top.path().join("elsewhere/keep"), b"keep").unwrap();
+        std::os::unix::fs::symlink(top.path().join("elsewhere"), format!("{root}/t/link")).unwrap();
+        std::os::unix::fs::symlink(top.path().join("elsewhere"), format!("{root}/dirlink")).unwrap();
+
+        local.delete("/a/blob").await.unwrap();
+        local.delete("/dirlink").await.unwrap();
+        local.delete("/t").await.unwrap();
+        for gone in ["a/blob", "dirlink", "t"] {
+            assert!(
+                std::fs::symlink_metadata(format!("{root}/{gone}")).is_err(),
+                "{gone} is still there"
+            );
+        }
+        // What the links led to is untouched, and the rest of the tree too.
+        assert_eq!(std::fs::read(top.path().join("elsewhere/keep")).unwrap(), b"keep");
+        assert!(std::fs::metadata(format!("{root}/a/dir")).unwrap().is_dir());
+        for missing in ["/t", "/a/none", "/a/dir/none/x"] {
+            assert!(
+                matches!(local.delete(missing).await, Err(StorageError::PathNotFound(ref p)) if p == missing),
+                "{missing}"
+            );
+        }
     }
 
     #[tokio::test]

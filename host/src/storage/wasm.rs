@@ -2,7 +2,8 @@
 //! before the plugin sees them, and what it answers is checked against the
 //! contract before anyone else sees it. Content a plugin keeps in files it
 //! names through `local-files` is read from those files directly (and,
-//! where its directory is its storage, metadata, listings and walks too);
+//! where its directory is its storage, metadata, listings and walks too,
+//! and deletions are made there);
 //! content one signed GET away (`signed-reads`) is fetched by the host.
 
 use std::sync::Arc;
@@ -109,7 +110,8 @@ fn is_below(dir: &str, child: &str) -> bool {
 
 impl WasmDriver {
     /// The plugin's directory, when it is the plugin's storage: the host
-    /// reads content, metadata, listings and walks there itself.
+    /// reads content, metadata, listings and walks there itself, and
+    /// deletes there.
     fn tree(&self) -> Option<&LocalRoot> {
         self.local_root
             .as_ref()
@@ -280,6 +282,9 @@ impl StorageDriver for WasmDriver {
 
     async fn delete(&self, path: &str) -> Result<()> {
         check_file_path(path)?;
+        if let Some(tree) = self.tree() {
+            return tree.delete(path).await;
+        }
         answer(self.session().await?.lock().await.delete(path).await)
     }
 

@@ -21,7 +21,8 @@
 //! Speed: repositories are marked and swept, and a page's blobs deleted,
 //! several at once on the runtime's threads, each with plugin instances of
 //! its own (one per repository, as a registry request has one, and one per
-//! share of a page's blobs).
+//! share of a page's blobs). On a driver whose directory is its storage
+//! (the filesystem driver) the host walks, reads and deletes there itself.
 //!
 //! Safety: without `online`, this run assumes no push happens meanwhile (distribution's rule
 //! for its garbage-collect: a read-only or stopped registry). A blob
