@@ -171,8 +171,9 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 # server CPU seconds per GiB moved: ticks (over $RUNS runs of $BYTES)
 cpu_per_gib() { awk -v t="$1" -v hz="$HZ" -v n="$RUNS" -v b="$BYTES" 'BEGIN { printf "%.2f", t / hz / (n * b / 1073741824) }'; }
 
-# median "a b c ..." and spread "a b c ..." (min-max) of space-separated numbers
-median() { tr ' ' '\n' <<<"$1" | sort -g | awk '{ a[NR] = $1 } END { printf "%.1f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# median "a b c ..." [decimals, 1] and spread "a b c ..." (min-max) of
+# space-separated numbers
+median() { tr ' ' '\n' <<<"$1" | sort -g | awk -v d="${2:-1}" '{ a[NR] = $1 } END { printf "%." d "f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 spread() { tr ' ' '\n' <<<"$1" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s\n", lo, hi }'; }
 
 # seconds COMMAND... takes, printed with 6 decimals

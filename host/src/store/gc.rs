@@ -450,7 +450,9 @@ impl Store {
     }
 
     /// Deletes the data of every blob not in `marked`, walking the blob
-    /// store a page at a time; a page's deletions run in parallel.
+    /// store a page at a time; a page's deletions run in parallel, and
+    /// beside them the walk of the next page (it starts after the last path
+    /// of this one, so it never meets this page's deletions).
     async fn sweep_blobs(
         &self,
         options: &Arc<GcOptions>,
@@ -459,13 +461,14 @@ impl Store {
         deleted: &mut (dyn FnMut(&Deletion) + Send),
         progress: &mut (dyn FnMut(GcProgress) + Send),
     ) -> Result<()> {
-        let root = layout::blobs();
-        let mut after: Option<String> = None;
-        loop {
-            let page = match absent_is_none(self.driver().walk(&root, after.as_deref(), WALK_PAGE).await)? {
-                Some(page) => page,
-                None => return Ok(()),
-            };
+        let mut next = Some(self.walk_blobs_after(None));
+        while let Some(walking) = next.take() {
+            let page = walking
+                .await
+                .map_err(|err| StorageError::Backend(format!("a garbage collection task failed: {err}")))??;
+            if page.len() == WALK_PAGE as usize {
+                next = page.last().map(|file| self.walk_blobs_after(Some(file.path.clone())));
+            }
             let mut unmarked = Vec::new();
             for file in &page {
                 let Some(digest) = layout::blob_of_data_path(&file.path) else {
@@ -510,11 +513,18 @@ impl Store {
             progress(GcProgress::Sweeping {
                 blobs: report.blobs_seen,
             });
-            if page.len() < WALK_PAGE as usize {
-                return Ok(());
-            }
-            after = page.last().map(|file| file.path.clone());
         }
+        Ok(())
+    }
+
+    /// The page of the blob store's walk after `after`, read by a task of
+    /// its own; empty when the store has no blobs yet.
+    fn walk_blobs_after(&self, after: Option<String>) -> tokio::task::JoinHandle<Result<Vec<FileInfo>>> {
+        let store = self.clone();
+        tokio::spawn(one_instance_per_request(async move {
+            let page = store.driver().walk(&layout::blobs(), after.as_deref(), WALK_PAGE).await;
+            Ok(absent_is_none(page)?.unwrap_or_default())
+        }))
     }
 }
 
