@@ -92,7 +92,7 @@ wait_ready() {
     local i
     for ((i = 0; i < 1200; i++)); do
         kill -0 "$3" 2>/dev/null || die "$1 exited during startup; see $TMP/$1.log"
-        [[ $(curl -s -o /dev/null -w '%{http_code}' "$2" || true) == "${4:-200}" ]] && return 0
+        [[ $(curl "${CURL_CA[@]}" -s -o /dev/null -w '%{http_code}' "$2" || true) == "${4:-200}" ]] && return 0
         sleep 0.1
     done
     die "$1 did not answer $2 within 120 s; see $TMP/$1.log"
@@ -102,23 +102,26 @@ wait_ready() {
 # docker-registry and berth on their configurations (logs appended to
 # $TMP/docker-registry.log and $TMP/berth.log), waits until both answer /v2/
 # with code (200; 401 behind auth), and sets REF, REF_PID, BERTH_URL and
-# BERTH_PID.
+# BERTH_PID. SCHEME=https for servers with TLS (curl then trusts $CURL_CA).
 start_pair() {
     # docker-registry panics (LoadCustomCABundleError in its s3 driver) when
     # AWS_CA_BUNDLE is set, whatever the storage.
     env -u AWS_CA_BUNDLE docker-registry serve "$1" >>"$TMP/docker-registry.log" 2>&1 &
     REF_PID=$!
     started "$REF_PID"
-    REF=http://127.0.0.1:$2
+    REF=${SCHEME:-http}://127.0.0.1:$2
     "$BERTH" serve --config "$3" >>"$TMP/berth.log" 2>&1 &
     BERTH_PID=$!
     started "$BERTH_PID"
-    BERTH_URL=http://127.0.0.1:$4
+    BERTH_URL=${SCHEME:-http}://127.0.0.1:$4
     wait_ready docker-registry "$REF/v2/" "$REF_PID" "${5:-200}"
     wait_ready berth "$BERTH_URL/v2/" "$BERTH_PID" "${5:-200}"
 }
 
 # ---- the client: curl -----------------------------------------------------
+# curl's options to trust the servers' certificate, when they have TLS.
+CURL_CA=()
+
 # push_blob base repo file digest -> prints seconds (POST + PUT), fails on
 # error. The OCI monolithic flow: POST, then one PUT with the whole body.
 push_blob() {
@@ -145,7 +148,7 @@ push_blob() {
 pull_blob() {
     local out code size secs redirects follow=()
     [[ ${BENCH_PULL_FOLLOW:-} == 1 ]] && follow=(-L)
-    out=$(curl -s "${follow[@]}" -o /dev/null -w '%{http_code} %{size_download} %{time_total} %{num_redirects}' \
+    out=$(curl "${CURL_CA[@]}" -s "${follow[@]}" -o /dev/null -w '%{http_code} %{size_download} %{time_total} %{num_redirects}' \
         "$1/v2/$2/blobs/$DIGEST")
     read -r code size secs redirects <<<"$out"
     [[ $code == 200 && $size == "$BYTES" ]] || die "GET blob from $1/v2/$2 answered $code with $size bytes"
@@ -157,7 +160,7 @@ pull_blob() {
 check_blob() {
     local got follow=()
     [[ ${BENCH_PULL_FOLLOW:-} == 1 ]] && follow=(-L)
-    got=sha256:$(curl -sf "${follow[@]}" "$1/v2/$2/blobs/$DIGEST" | sha256sum | cut -d' ' -f1)
+    got=sha256:$(curl "${CURL_CA[@]}" -sf "${follow[@]}" "$1/v2/$2/blobs/$DIGEST" | sha256sum | cut -d' ' -f1)
     [[ $got == "$DIGEST" ]] || die "$1/v2/$2 served a blob with digest $got, not $DIGEST"
 }
 
@@ -196,9 +199,10 @@ seconds_of() {
 #   REF_X_RUNS, BERTH_X_RUNS  every run's MiB/s, space separated
 #   REF_X_XCPU, BERTH_X_XCPU  CPU ticks of extra-pid (a shared backend, say)
 #                             during that server's runs
+# TRANSFER_AS=NAME puts them under NAME in place of X.
 transfer() {
     local op=$1 extra=${2:-} X run who side base pid s c x rate
-    X=${op^^}
+    X=${TRANSFER_AS:-${op^^}}
     for side in REF BERTH; do
         printf -v "${side}_$X" 0
         printf -v "${side}_${X}_CPU" 0

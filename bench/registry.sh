@@ -161,6 +161,25 @@ read -r REF REF_PID BERTH_URL BERTH_PID <<<"$REF_NOAUTH $REF_NOAUTH_PID $BERTH_N
 REF_RSS=$(kib "$REF_PID" VmRSS) REF_HWM=$(kib "$REF_PID" VmHWM)
 BERTH_RSS=$(kib "$BERTH_PID" VmRSS) BERTH_HWM=$(kib "$BERTH_PID" VmHWM)
 
+# ---- 6. pulls over TLS ------------------------------------------------------
+# A third pair on the same roots (reads only), both with `http.tls` on one
+# self-signed P-256 certificate for 127.0.0.1, which curl trusts: the same
+# pulls, to tell what TLS costs each server.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
+TLS_YAML=$(printf '  tls:\n    certificate: %s\n    key: %s' "$TMP/tls.crt" "$TMP/tls.key")
+free_port REF_TLS_PORT
+write_config "$TMP/ref-tls.yml" "$TMP/ref-root" "$REF_TLS_PORT" $'  accesslog:\n    disabled: true' "$REF_CACHE" "$TLS_YAML"
+free_port BERTH_TLS_PORT
+write_config "$TMP/berth-tls.yml" "$TMP/berth-root" "$BERTH_TLS_PORT" "" "" "$TLS_YAML"
+read -r REF_PLAIN REF_PLAIN_PID BERTH_PLAIN BERTH_PLAIN_PID <<<"$REF $REF_PID $BERTH_URL $BERTH_PID"
+CURL_CA=(--cacert "$TMP/tls.crt")
+SCHEME=https start_pair "$TMP/ref-tls.yml" "$REF_TLS_PORT" "$TMP/berth-tls.yml" "$BERTH_TLS_PORT"
+TRANSFER_AS=TLS_PULL transfer pull
+log "bench: pull over TLS median docker-registry $REF_TLS_PULL MiB/s, berth $BERTH_TLS_PULL MiB/s"
+CURL_CA=()
+read -r REF REF_PID BERTH_URL BERTH_PID <<<"$REF_PLAIN $REF_PLAIN_PID $BERTH_PLAIN $BERTH_PLAIN_PID"
+
 # ---- the table ------------------------------------------------------------
 # limit_row what berth limit target limit-name: berth as a fraction of a limit
 limit_row() {
@@ -174,6 +193,12 @@ cost_row() {
     awk -v m="$1" -v a="$2" -v b="$3" -v hib="$4" 'BEGIN {
         f = (a + 0 > 0 && b + 0 > 0) ? (hib ? b / a : a / b) : 0
         printf "| %s | %s | %s | %.2f | >= 0.80 | %s |\n", m, a, b, f, (f >= 0.8) ? "yes" : "**no**" }'
+}
+# tls_row what without with: the same server with TLS against without.
+tls_row() {
+    awk -v w="$1" -v a="$2" -v b="$3" 'BEGIN {
+        f = (a + 0 > 0 && b + 0 > 0) ? b / a : 0
+        printf "| %s | %s | %s | %.2f |\n", w, a, b, f }'
 }
 # server CPU microseconds per request: ticks, requests/s
 cpu_per_req() { awk -v t="$1" -v hz="$HZ" -v rps="$2" -v d="$WRK_SECS" 'BEGIN { printf "%.0f", t / hz * 1e6 / (rps * d) }'; }
@@ -192,6 +217,8 @@ $(row "peak RSS (VmHWM), MiB" "$(mib "$REF_HWM")" "$(mib "$BERTH_HWM")" 0 1)
 $(row "server CPU² per GiB pushed, s" "$(cpu_per_gib "$REF_PUSH_CPU")" "$(cpu_per_gib "$BERTH_PUSH_CPU")" 0)
 $(row "server CPU² per GiB pulled, s" "$(cpu_per_gib "$REF_PULL_CPU")" "$(cpu_per_gib "$BERTH_PULL_CPU")" 0)
 $(row "server CPU² per manifest GET, µs" "$(cpu_per_req "$REF_WRK_CPU" "$REF_RPS")" "$(cpu_per_req "$BERTH_WRK_CPU" "$BERTH_RPS")" 0)
+$(row "pull over TLS, MiB/s (median of $RUNS)" "$REF_TLS_PULL" "$BERTH_TLS_PULL" 1)
+$(row "server CPU² per GiB pulled over TLS, s" "$(cpu_per_gib "$REF_TLS_PULL_CPU")" "$(cpu_per_gib "$BERTH_TLS_PULL_CPU")" 0)
 $(row "manifest GET with htpasswd, req/s" "$REF_AUTH_RPS" "$BERTH_AUTH_RPS" 1 3)
 $(row "manifest GET with htpasswd, p99 latency, ms" "$REF_AUTH_P99" "$BERTH_AUTH_P99" 0 3)
 $(row "server CPU² per manifest GET with htpasswd, µs" "$(cpu_per_req "$REF_AUTH_WRK_CPU" "$REF_AUTH_RPS")" "$(cpu_per_req "$BERTH_AUTH_WRK_CPU" "$BERTH_AUTH_RPS")" 0)
@@ -203,6 +230,16 @@ What htpasswd costs berth (same wrk run; fraction above 1 is better):
 $(cost_row "req/s" "$BERTH_RPS" "$BERTH_AUTH_RPS" 1)
 $(cost_row "p99 latency, ms" "$BERTH_P99" "$BERTH_AUTH_P99" 0)
 
+What TLS costs a pull (self-signed P-256 certificate, curl's default
+cipher; same servers, same blob): the rate kept and the CPU multiplied.
+
+| pull of ${BLOB_MIB} MiB | without TLS | with TLS | with / without |
+|---|---|---|---|
+$(tls_row "docker-registry, MiB/s" "$REF_PULL" "$REF_TLS_PULL")
+$(tls_row "berth, MiB/s" "$BERTH_PULL" "$BERTH_TLS_PULL")
+$(tls_row "docker-registry, server CPU² per GiB, s" "$(cpu_per_gib "$REF_PULL_CPU")" "$(cpu_per_gib "$REF_TLS_PULL_CPU")")
+$(tls_row "berth, server CPU² per GiB, s" "$(cpu_per_gib "$BERTH_PULL_CPU")" "$(cpu_per_gib "$BERTH_TLS_PULL_CPU")")
+
 Against the machine's limits (medians of $RUNS rounds: sha256 $SHA, synced
 write $SYNCED_WRITE, page-cache read $CACHED_READ MiB/s):
 
@@ -213,6 +250,7 @@ $(limit_row pull "$BERTH_PULL" "$CACHED_READ" 0.6 "the page-cache read")
 
 Every run, MiB/s (lowest-highest): push docker-registry $REF_PUSH_SPREAD, berth
 $BERTH_PUSH_SPREAD; pull docker-registry $REF_PULL_SPREAD, berth $BERTH_PULL_SPREAD;
+pull over TLS docker-registry $REF_TLS_PULL_SPREAD, berth $BERTH_TLS_PULL_SPREAD;
 sha256 $(spread "$SHA_RUNS"), synced write $(spread "$WRITE_RUNS"), page-cache read $(spread "$READ_RUNS").
 
 ¹ ratio = berth / docker-registry for throughput, docker-registry / berth for

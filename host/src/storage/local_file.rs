@@ -3,9 +3,10 @@
 //! through the plugin's memory, and for a plugin whose directory is its
 //! storage (`files-at-their-paths`) metadata, listings and walks are read
 //! there too, without a plugin instance and WASI's per-call path
-//! resolution, and so are deletions (a garbage collection makes thousands).
-//! Writes and moves stay the plugin's. Nothing is reached outside the
-//! directory granted to the plugin.
+//! resolution, and so are deletions (a garbage collection makes thousands)
+//! and the writers of uploads (a push's bytes would otherwise be copied into
+//! the plugin and out again). `put-content` and moves stay the plugin's.
+//! Nothing is reached outside the directory granted to the plugin.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 use cap_primitives::fs::{FollowSymlinks, Metadata};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
-use super::{check_file_path, FileInfo, FileReader, Result, StorageError};
+use super::{check_file_path, FileInfo, FileReader, FileWriter, Result, StorageError};
 
 /// The most `get_content` reads from a file: it is for links, manifests and
 /// records, never layers (which are read in pieces), and a plugin's own
@@ -27,6 +28,7 @@ use super::{check_file_path, FileInfo, FileReader, Result, StorageError};
 const MAX_CONTENT: u64 = 64 << 20;
 
 /// A plugin's granted directory, as the plugin sees it.
+#[derive(Clone)]
 pub(super) struct LocalRoot {
     /// Without a trailing `/`.
     path: String,
@@ -127,6 +129,36 @@ impl LocalRoot {
             .await
     }
 
+    /// Opens the file at the storage path `path` for writing, as the
+    /// filesystem driver's `writer` does: its directories are made as
+    /// needed, and its content is continued with `append`, emptied without.
+    pub async fn writer(&self, path: &str, append: bool) -> Result<LocalFileWriter> {
+        let relative = below(path).to_string();
+        let (file, size) = self
+            .blocking(path, move |dir| {
+                let relative = Path::new(&relative);
+                let mut options = cap_primitives::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(!append);
+                let file = match cap_primitives::fs::open(dir, relative, &options) {
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                        create_parents(dir, relative)?;
+                        cap_primitives::fs::open(dir, relative, &options)?
+                    }
+                    opened => opened?,
+                };
+                let size = if append { file.metadata()?.len() } else { 0 };
+                Ok((file, size))
+            })
+            .await?;
+        Ok(LocalFileWriter {
+            root: self.clone(),
+            path: path.to_string(),
+            file: Arc::new(file),
+            size,
+            piece: Vec::new(),
+        })
+    }
+
     /// The files below the directory `path` in lexical order of their
     /// paths, strictly after `start_after`, at most `limit`: the storage
     /// contract's `walk`.
@@ -187,6 +219,22 @@ fn directory(root: &str, opened: &Mutex<Option<Arc<File>>>) -> Result<Arc<File>>
     let dir = Arc::new(dir);
     *opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(dir.clone());
     Ok(dir)
+}
+
+/// Makes the directories `relative` lies in, below `dir`, that are missing.
+fn create_parents(dir: &File, relative: &Path) -> io::Result<()> {
+    let parents: Vec<&Path> = relative
+        .ancestors()
+        .skip(1)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    for parent in parents.into_iter().rev() {
+        match cap_primitives::fs::create_dir(dir, parent, &cap_primitives::fs::DirOptions::new()) {
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            made => made?,
+        }
+    }
+    Ok(())
 }
 
 /// Removes the file at `relative` below `dir`, or the directory there with
@@ -401,6 +449,74 @@ impl FileReader for LocalFileReader {
         Ok(data.into())
     }
 }
+/// A file being written by the host in a plugin's directory, as the
+/// filesystem driver's writer would: each piece written at the end, commit
+/// syncing the data, cancel removing the file. The bytes go from the
+/// request to the page cache without passing through the plugin's memory
+/// (two copies and fresh pages for each piece).
+pub(super) struct LocalFileWriter {
+    root: LocalRoot,
+    path: String,
+    file: Arc<File>,
+    size: u64,
+    /// The last piece written, whose memory the next one reuses.
+    piece: Vec<u8>,
+}
+
+impl LocalFileWriter {
+    /// Runs `work` on the file on the blocking pool; the disk may be slow.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&File) -> io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let file = self.file.clone();
+        let done = tokio::task::spawn_blocking(move || work(&file)).await;
+        abandoned(&self.path, done)?.map_err(|err| StorageError::Backend(format!("{}: {err}", self.path)))
+    }
+}
+
+#[async_trait]
+impl FileWriter for LocalFileWriter {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        // The piece is copied for the blocking pool into a buffer kept from
+        // one write to the next: fresh memory for each piece of megabytes
+        // cost more in page faults than the copy.
+        let mut piece = std::mem::take(&mut self.piece);
+        piece.clear();
+        piece.extend_from_slice(data);
+        let offset = self.size;
+        let piece = self
+            .blocking(move |file| file.write_all_at(&piece, offset).map(|()| piece))
+            .await?;
+        self.size += piece.len() as u64;
+        self.piece = piece;
+        Ok(())
+    }
+
+    async fn size(&mut self) -> Result<u64> {
+        Ok(self.size)
+    }
+
+    async fn close(self: Box<Self>) -> Result<()> {
+        // The content is in place for a later append.
+        Ok(())
+    }
+
+    async fn cancel(self: Box<Self>) -> Result<()> {
+        let relative = below(&self.path).to_string();
+        self.root
+            .blocking(&self.path, move |dir| {
+                cap_primitives::fs::remove_file(dir, Path::new(&relative))
+            })
+            .await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.blocking(|file| file.sync_data()).await
+    }
+}
+
 /// Up to `len` bytes of `file` from `offset`, read into memory that is not
 /// zeroed first: zeroing each piece before the read overwrites it was a
 /// pass over every byte pulled (8% of a pull's CPU).
@@ -600,6 +716,33 @@ mod tests {
                 "{missing}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn writers_make_directories_append_and_cancel() {
+        let (_top, local, root) = fixture();
+        let mut writer = local.writer("/u/1/data", false).await.unwrap();
+        writer.write(b"abc").await.unwrap();
+        writer.write(b"def").await.unwrap();
+        assert_eq!(writer.size().await.unwrap(), 6);
+        Box::new(writer).close().await.unwrap();
+        let mut writer = local.writer("/u/1/data", true).await.unwrap();
+        assert_eq!(writer.size().await.unwrap(), 6);
+        writer.write(b"g").await.unwrap();
+        Box::new(writer).commit().await.unwrap();
+        assert_eq!(std::fs::read(format!("{root}/u/1/data")).unwrap(), b"abcdefg");
+        // Without append the content starts over.
+        let writer = local.writer("/u/1/data", false).await.unwrap();
+        Box::new(writer).commit().await.unwrap();
+        assert!(std::fs::read(format!("{root}/u/1/data")).unwrap().is_empty());
+        let writer = local.writer("/u/1/data", true).await.unwrap();
+        Box::new(writer).cancel().await.unwrap();
+        assert!(std::fs::metadata(format!("{root}/u/1/data")).is_err());
+        // A file where a directory would have to be: path-not-found.
+        assert!(matches!(
+            local.writer("/a/blob/x", false).await,
+            Err(StorageError::PathNotFound(_))
+        ));
     }
 
     #[tokio::test]

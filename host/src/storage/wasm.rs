@@ -3,7 +3,7 @@
 //! contract before anyone else sees it. Content a plugin keeps in files it
 //! names through `local-files` is read from those files directly (and,
 //! where its directory is its storage, metadata, listings and walks too,
-//! and deletions are made there);
+//! and deletions and writers are made there);
 //! content one signed GET away (`signed-reads`) is fetched by the host.
 
 use std::sync::Arc;
@@ -111,7 +111,7 @@ fn is_below(dir: &str, child: &str) -> bool {
 impl WasmDriver {
     /// The plugin's directory, when it is the plugin's storage: the host
     /// reads content, metadata, listings and walks there itself, and
-    /// deletes there.
+    /// deletes and opens writers there.
     fn tree(&self) -> Option<&LocalRoot> {
         self.local_root
             .as_ref()
@@ -232,6 +232,9 @@ impl StorageDriver for WasmDriver {
 
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         check_file_path(path)?;
+        if let Some(tree) = self.tree() {
+            return Ok(Box::new(tree.writer(path, append).await?));
+        }
         let session = self.session().await?;
         let writer = answer(session.lock().await.writer(path, append).await)?;
         Ok(Box::new(WasmWriter {
