@@ -112,7 +112,7 @@ impl LocalRoot {
             let mut entries = open_entries(dir, Path::new(&relative), FollowSymlinks::Yes)?;
             let mut children: Vec<String> = entries_of(&mut entries)?
                 .into_iter()
-                .map(|entry| child(&owned, &entry.name))
+                .map(|entry| child(&owned, entry.name()))
                 .collect();
             children.sort_unstable();
             Ok(children)
@@ -301,10 +301,15 @@ fn open_child(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Dir> {
 /// An entry of a directory.
 struct Entry {
     /// The name, which is UTF-8: a storage path cannot hold another.
-    name: String,
     raw: CString,
     /// A directory, not a symbolic link to one.
     is_dir: bool,
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        self.raw.to_str().expect("entries_of keeps UTF-8 names only")
+    }
 }
 
 /// The entries of `dir`, but `.` and `..` and names that are not UTF-8.
@@ -313,8 +318,7 @@ fn entries_of(dir: &mut Dir) -> io::Result<Vec<Entry>> {
     while let Some(entry) = dir.read() {
         let entry = entry?;
         let raw = entry.file_name();
-        let Ok(name) = raw.to_str() else { continue };
-        if name == "." || name == ".." {
+        if !matches!(raw.to_str(), Ok(name) if name != "." && name != "..") {
             continue;
         }
         let is_dir = match entry.file_type() {
@@ -326,7 +330,6 @@ fn entries_of(dir: &mut Dir) -> io::Result<Vec<Entry>> {
             file_type => file_type == FileType::Directory,
         };
         entries.push(Entry {
-            name: name.to_string(),
             raw: raw.to_owned(),
             is_dir,
         });
@@ -371,7 +374,7 @@ fn walk_dir(dir: &mut Dir, at: &str, after: &str, limit: usize, page: &mut Vec<F
     let mut entries: Vec<(String, Entry)> = entries_of(dir)?
         .into_iter()
         .map(|entry| {
-            let mut key = child(at, &entry.name);
+            let mut key = child(at, entry.name());
             if entry.is_dir {
                 key.push('/');
             }

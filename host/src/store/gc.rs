@@ -228,10 +228,7 @@ impl Store {
         stream::iter(items)
             .map(move |item| {
                 let task = tokio::spawn(one_instance_per_request(work(store.clone(), options.clone(), item)));
-                async move {
-                    task.await
-                        .map_err(|err| StorageError::Backend(format!("a garbage collection task failed: {err}")))?
-                }
+                async move { joined(task.await) }
             })
             .buffered(parallel)
     }
@@ -463,9 +460,7 @@ impl Store {
     ) -> Result<()> {
         let mut next = Some(self.walk_blobs_after(None));
         while let Some(walking) = next.take() {
-            let page = walking
-                .await
-                .map_err(|err| StorageError::Backend(format!("a garbage collection task failed: {err}")))??;
+            let page = joined(walking.await)?;
             if page.len() == WALK_PAGE as usize {
                 next = page.last().map(|file| self.walk_blobs_after(Some(file.path.clone())));
             }
@@ -526,6 +521,12 @@ impl Store {
             Ok(absent_is_none(page)?.unwrap_or_default())
         }))
     }
+}
+
+/// The outcome of a task of the run, which fails on its own only when the
+/// runtime is shutting down.
+fn joined<T>(outcome: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    outcome.map_err(|err| StorageError::Backend(format!("a garbage collection task failed: {err}")))?
 }
 
 /// The references of stored manifest bytes, read leniently: whatever
