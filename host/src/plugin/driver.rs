@@ -16,9 +16,9 @@ use super::http::Network;
 use super::request;
 use super::session::{DriverInfo, FixedAnswers, Guest, InstanceModel, PluginUsage, Session, SessionRef, UsageCounter};
 use super::state::HostState;
-use super::wit::remote::exports::berth::storage::signed_reads;
+use super::wit::remote::exports::berth::storage::{bulk_delete, signed_reads};
 use super::wit::storage::exports::berth::storage::{driver as driver_export, fixed_answers, local_files, maintenance};
-use super::wit::{optional_export, FIXED_ANSWERS, LOCAL_FILES, MAINTENANCE, SIGNED_READS};
+use super::wit::{optional_export, BULK_DELETE, FIXED_ANSWERS, LOCAL_FILES, MAINTENANCE, SIGNED_READS};
 use super::{PluginError, PluginHostOptions};
 
 /// A storage-driver plugin configured with its parameters.
@@ -38,6 +38,8 @@ pub struct DriverPlugin {
     fixed_answers: Option<fixed_answers::GuestIndices>,
     /// Present when the plugin exports `signed-reads`.
     signed_reads: Option<signed_reads::GuestIndices>,
+    /// Present when the plugin exports `bulk-delete`.
+    bulk_delete: Option<bulk_delete::GuestIndices>,
     options: PluginHostOptions,
     parameters: Vec<(String, String)>,
     info: DriverInfo,
@@ -143,6 +145,14 @@ impl DriverPlugin {
             "its content is read through its reader",
             signed_reads::GuestIndices::new,
         );
+        let bulk_delete = optional_export(
+            &name,
+            &engine,
+            &pre,
+            BULK_DELETE,
+            "garbage collection deletes its files one at a time",
+            bulk_delete::GuestIndices::new,
+        );
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(DriverPlugin {
             name,
@@ -155,6 +165,7 @@ impl DriverPlugin {
             maintenance,
             fixed_answers,
             signed_reads,
+            bulk_delete,
             options,
             parameters,
             info: DriverInfo {
@@ -216,6 +227,11 @@ impl DriverPlugin {
     /// signs them for the host to send (`signed-reads`).
     pub fn signed_reads(&self) -> Option<&Network> {
         self.signed_reads.as_ref().and(self.network.as_deref())
+    }
+
+    /// Whether the plugin deletes many files in one call (`bulk-delete`).
+    pub fn deletes_files_in_bulk(&self) -> bool {
+        self.bulk_delete.is_some()
     }
 
     /// An initialised instance: for `per-call` plugins, the running
@@ -351,6 +367,11 @@ impl DriverPlugin {
                     .transpose()?,
                 signed_reads: self
                     .signed_reads
+                    .as_ref()
+                    .map(|i| i.load(&mut store, &instance))
+                    .transpose()?,
+                bulk_delete: self
+                    .bulk_delete
                     .as_ref()
                     .map(|i| i.load(&mut store, &instance))
                     .transpose()?,

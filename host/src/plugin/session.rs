@@ -12,7 +12,7 @@ use wasmtime::Store;
 
 use super::call::{arm, classified};
 use super::state::HostState;
-use super::wit::remote::exports::berth::storage::signed_reads;
+use super::wit::remote::exports::berth::storage::{bulk_delete, signed_reads};
 use super::wit::storage::exports::berth::storage::{driver as driver_export, fixed_answers, local_files, maintenance};
 use super::PluginError;
 use crate::metrics::metrics;
@@ -75,6 +75,7 @@ pub(crate) struct Guest {
     pub maintenance: Option<maintenance::Guest>,
     pub fixed_answers: Option<fixed_answers::Guest>,
     pub signed_reads: Option<signed_reads::Guest>,
+    pub bulk_delete: Option<bulk_delete::Guest>,
 }
 
 /// Calls one guest export under the deadline: `call!(self, "name", |driver,
@@ -244,6 +245,20 @@ impl Session {
         };
         let deadline = arm(&mut self.store, self.timeout);
         let call = signed_reads.call_read_request(&mut self.store, path, offset);
+        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
+        self.settle(OP, outcome)
+    }
+
+    /// Deletes the files at `paths`; `unsupported` when the plugin does not
+    /// export `bulk-delete`.
+    pub async fn delete_files(&mut self, paths: &[String]) -> Answer<()> {
+        const OP: &str = "bulk-delete.delete-files";
+        let guest = usable(&self.plugin, OP, &self.failure, &self.guest)?;
+        let Some(bulk_delete) = &guest.bulk_delete else {
+            return Ok(Err(WitError::Unsupported(OP.into())));
+        };
+        let deadline = arm(&mut self.store, self.timeout);
+        let call = bulk_delete.call_delete_files(&mut self.store, paths);
         let outcome = tokio::time::timeout_at(deadline.into(), call).await;
         self.settle(OP, outcome)
     }

@@ -32,7 +32,7 @@ pub(crate) mod provisioning {
     });
 }
 
-/// A storage driver's `signed-reads` export.
+/// A storage driver's `signed-reads` and `bulk-delete` exports.
 pub(crate) mod remote {
     wasmtime::component::bindgen!({
         world: "remote-storage-driver",
@@ -62,6 +62,7 @@ pub(crate) const LOCAL_FILES: &str = "berth:storage/local-files@";
 pub(crate) const MAINTENANCE: &str = "berth:storage/maintenance@";
 pub(crate) const FIXED_ANSWERS: &str = "berth:storage/fixed-answers@";
 pub(crate) const SIGNED_READS: &str = "berth:storage/signed-reads@";
+pub(crate) const BULK_DELETE: &str = "berth:storage/bulk-delete@";
 pub(crate) const VALIDATOR: &str = "berth:validate/validator@";
 
 /// Whether `component` exports an interface whose name starts with `prefix`

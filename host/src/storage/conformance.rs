@@ -134,6 +134,7 @@ cases! {
     "delete-folder" => delete_folder,
     "delete-nonexistent" => delete_nonexistent,
     "delete-only-subpaths" => delete_only_subpaths,
+    "delete-files" => delete_files,
     "stat" => stat,
     "stat-modified-time-advances" => stat_modified_time_advances,
     "put-content-repeatedly" => put_content_repeatedly,
@@ -1162,6 +1163,29 @@ async fn delete_only_subpaths(cx: Ctx) -> CaseResult {
     cx.delete(&file).await?;
     cx.expect_gone(&file).await?;
     cx.expect_content(&longer, b"namesuffix").await
+}
+
+/// `delete_files` deletes the files named, at any depth, and skips a path
+/// with no file; a file whose name merely starts with one stays.
+async fn delete_files(cx: Ctx) -> CaseResult {
+    let doomed = ["a/f1", "a/sub/f3"].map(|rel| cx.path(rel));
+    let keep = ["a/f2", "a/f1x", "a/sub/f4"].map(|rel| cx.path(rel));
+    for path in doomed.iter().chain(&keep) {
+        cx.put(path, path.as_bytes()).await?;
+    }
+    let mut paths = doomed.to_vec();
+    paths.push(cx.path("a/missing"));
+    cx.driver
+        .delete_files(&paths)
+        .await
+        .map_err(|err| format!("delete_files({paths:?}): {err}"))?;
+    for path in &doomed {
+        cx.expect_gone(path).await?;
+    }
+    for path in &keep {
+        cx.expect_content(path, path.as_bytes()).await?;
+    }
+    Ok(())
 }
 
 async fn stat(cx: Ctx) -> CaseResult {

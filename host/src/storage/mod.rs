@@ -93,6 +93,17 @@ pub trait StorageDriver: Send + Sync {
     async fn move_to(&self, source: &str, destination: &str) -> Result<()>;
     /// Deletes `path` and everything below it.
     async fn delete(&self, path: &str) -> Result<()>;
+    /// Whether [`StorageDriver::delete_files`] deletes many files in one
+    /// round trip. When it does not, a `delete` of each file's folder costs
+    /// the same and leaves no empty folder behind.
+    fn deletes_files_in_bulk(&self) -> bool {
+        false
+    }
+    /// Deletes the file at each of `paths` (file paths as `walk` gives them)
+    /// and nothing below them; a path with no file is not an error.
+    async fn delete_files(&self, paths: &[String]) -> Result<()> {
+        delete_each(self, paths).await
+    }
     /// Where a client may be redirected for `method` on `path`, if anywhere.
     async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>>;
     /// One page of the files below `path` at any depth, in lexical order,
@@ -104,6 +115,17 @@ pub trait StorageDriver: Send + Sync {
     async fn purge_temporary(&self, _older_than: std::time::Duration) -> Result<u64> {
         Ok(0)
     }
+}
+
+/// [`StorageDriver::delete_files`] as a `delete` of each path.
+pub(crate) async fn delete_each<D: StorageDriver + ?Sized>(driver: &D, paths: &[String]) -> Result<()> {
+    for path in paths {
+        match driver.delete(path).await {
+            Ok(()) | Err(StorageError::PathNotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// A stream of content opened by [`StorageDriver::reader`].

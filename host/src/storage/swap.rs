@@ -114,6 +114,14 @@ impl StorageDriver for SwappableDriver {
         self.current().delete(path).await
     }
 
+    fn deletes_files_in_bulk(&self) -> bool {
+        self.current().deletes_files_in_bulk()
+    }
+
+    async fn delete_files(&self, paths: &[String]) -> Result<()> {
+        self.current().delete_files(paths).await
+    }
+
     async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>> {
         self.current().redirect_url(method, path).await
     }

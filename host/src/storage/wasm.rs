@@ -291,6 +291,24 @@ impl StorageDriver for WasmDriver {
         answer(self.session().await?.lock().await.delete(path).await)
     }
 
+    fn deletes_files_in_bulk(&self) -> bool {
+        self.tree().is_none() && self.plugin.deletes_files_in_bulk()
+    }
+
+    async fn delete_files(&self, paths: &[String]) -> Result<()> {
+        for path in paths {
+            check_file_path(path)?;
+        }
+        if !self.deletes_files_in_bulk() {
+            return super::delete_each(self, paths).await;
+        }
+        let session = self.session().await?;
+        for batch in paths.chunks(BULK_DELETE_LIMIT) {
+            answer(session.lock().await.delete_files(batch).await)?;
+        }
+        Ok(())
+    }
+
     async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>> {
         check_file_path(path)?;
         if self.plugin.fixed_answers().never_redirects {
@@ -370,6 +388,10 @@ impl StorageDriver for WasmDriver {
         }
     }
 }
+
+/// The most paths one `bulk-delete.delete-files` call is given (the
+/// contract's bound).
+const BULK_DELETE_LIMIT: usize = 1000;
 
 /// Files a `purge-temporary` call visits: small enough for one call's
 /// deadline on a slow disk, large enough that a walk takes few instances.

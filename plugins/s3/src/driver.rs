@@ -14,6 +14,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use crate::berth::storage::types::InstanceModel;
 use crate::berth::storage::types::NetworkAccess;
 use crate::client::{block_on, client, failure, PRESIGN_EXPIRY};
+use crate::exports::berth::storage::bulk_delete;
 use crate::exports::berth::storage::driver::{
     DriverInfo, Error, FileInfo, FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter,
 };
@@ -472,6 +473,16 @@ impl signed_reads::Guest for S3 {
         let url = state.config.object_url(&state.config.key(&path));
         let headers = raw::signed_headers(&state.config, "GET", &url, &range_from(offset), None).map_err(backend)?;
         Ok(Some(SignedRequest { url, headers }))
+    }
+}
+
+impl bulk_delete::Guest for S3 {
+    /// DeleteObjects of the paths' keys, without the listing `delete` makes
+    /// to find what lies below a path.
+    fn delete_files(paths: Vec<String>) -> Result<(), Error> {
+        let state = state()?;
+        let keys = paths.iter().map(|path| state.config.key(path)).collect();
+        state.delete_keys(keys).map_err(backend)
     }
 }
 
