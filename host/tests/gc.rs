@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http::{request, sha256_hex};
+use common::s3::Moto;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -137,12 +138,12 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn berth_gc(dir: &Path, root: &Path, flags: &[&str]) -> String {
+fn berth_gc(config: &Path, flags: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_berth"))
         .arg("gc")
         .args(flags)
         .arg("--config")
-        .arg(config(dir, root))
+        .arg(config)
         .output()
         .expect("berth gc");
     assert!(output.status.success(), "berth gc {flags:?}: {}", text(&output));
@@ -151,11 +152,11 @@ fn berth_gc(dir: &Path, root: &Path, flags: &[&str]) -> String {
 
 /// distribution's garbage-collect; its s3 driver panics when
 /// AWS_CA_BUNDLE is set, whatever the storage.
-fn reference_gc(dir: &Path, root: &Path, flags: &[&str]) {
+fn reference_gc(config: &Path, flags: &[&str]) {
     let output = Command::new("docker-registry")
         .arg("garbage-collect")
         .args(flags)
-        .arg(config(dir, root))
+        .arg(config)
         .env_remove("AWS_CA_BUNDLE")
         .output()
         .expect("docker-registry (apt-get install docker-registry)");
@@ -172,8 +173,8 @@ fn both(dir: &Path, root: &Path, name: &str, flags: &[&str]) -> (BTreeSet<String
     let (ours, theirs) = (dir.join(format!("{name}-berth")), dir.join(format!("{name}-reference")));
     copy(root, &ours);
     copy(root, &theirs);
-    let output = berth_gc(dir, &ours, flags);
-    reference_gc(dir, &theirs, flags);
+    let output = berth_gc(&config(dir, &ours), flags);
+    reference_gc(&config(dir, &theirs), flags);
     let kept = blobs_in(&ours);
     assert_eq!(
         kept,
@@ -213,7 +214,7 @@ fn gc_deletes_what_distribution_deletes() {
     let before = blobs_in(&root);
     let layer = |data: &[u8]| format!("sha256:{}", sha256_hex(data));
 
-    let dry = berth_gc(dir.path(), &root, &["--dry-run"]);
+    let dry = berth_gc(&config(dir.path(), &root), &["--dry-run"]);
     assert_eq!(blobs_in(&root), before, "a dry run deleted something");
     assert!(dry.contains(&format!("would delete blob {orphan}")), "{dry}");
     assert!(
@@ -267,6 +268,118 @@ fn gc_deletes_what_distribution_deletes() {
     );
 }
 
+/// The files below `dir`, at any depth.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_below(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A config of the s3 driver on `bucket` of `moto`, written into `dir`.
+fn s3_config(dir: &Path, moto: &Moto, bucket: &str) -> PathBuf {
+    let path = dir.join(format!("config-{bucket}.yml"));
+    let mut yaml = "version: 0.1\nstorage:\n  delete:\n    enabled: true\n  s3:\n    secure: false\n".to_string();
+    for (key, value) in moto.driver_parameters(bucket) {
+        yaml.push_str(&format!("    {key}: {value}\n"));
+    }
+    std::fs::write(&path, yaml).expect("config");
+    path
+}
+
+/// The digests whose data `bucket` holds.
+async fn blobs_in_bucket(moto: &Moto, bucket: &str) -> BTreeSet<String> {
+    let prefix = "docker/registry/v2/blobs/sha256/";
+    let keys = moto.keys(bucket, prefix).await;
+    keys.iter()
+        .filter_map(|key| key.strip_prefix(prefix)?.strip_suffix("/data"))
+        .filter_map(|rest| rest.split_once('/'))
+        .map(|(_, hex)| format!("sha256:{hex}"))
+        .collect()
+}
+
+/// On S3 (moto), where berth deletes what it sweeps with one DeleteObjects
+/// per page of blobs and per repository (the driver's `bulk-delete`), both
+/// collectors delete the same blobs from buckets holding the same objects,
+/// and berth also the links to what it deleted.
+#[test]
+fn gc_on_s3_deletes_what_distribution_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let (kept_image, dropped_image, orphan) = {
+        let server = serve(dir.path(), &root);
+        let addr = server.addr.as_str();
+        let shared: &[u8] = b"a layer two images share";
+        let kept_image = image(addr, "team/app", Some("v1"), &[shared, b"v1's own layer"], "");
+        let dropped_image = image(addr, "team/app", Some("v2"), &[shared, b"v2's own layer"], "");
+        let path = format!("/v2/team/app/manifests/{}", dropped_image.0);
+        assert_eq!(request(addr, "DELETE", &path, &[], b"").map(|r| r.status), Some(202));
+        let orphan = blob(addr, "team/app", b"uploaded, never referenced");
+        (kept_image, dropped_image, orphan)
+    };
+    let moto = Moto::start();
+    let (ours, theirs) = common::block_on(async {
+        let buckets = (moto.new_bucket().await, moto.new_bucket().await);
+        let client = moto.client();
+        for file in files_below(&root) {
+            let key = file
+                .strip_prefix(&root)
+                .expect("below the root")
+                .to_string_lossy()
+                .into_owned();
+            for bucket in [&buckets.0, &buckets.1] {
+                let body = std::fs::read(&file).expect("read");
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(body.into())
+                    .send()
+                    .await
+                    .unwrap_or_else(|err| panic!("PutObject {key}: {err:?}"));
+            }
+        }
+        buckets
+    });
+    let before = common::block_on(blobs_in_bucket(&moto, &ours));
+    assert!(before.contains(&orphan), "the upload did not land: {before:?}");
+
+    let output = berth_gc(&s3_config(dir.path(), &moto, &ours), &[]);
+    reference_gc(&s3_config(dir.path(), &moto, &theirs), &[]);
+    let kept = common::block_on(blobs_in_bucket(&moto, &ours));
+    assert_eq!(
+        kept,
+        common::block_on(blobs_in_bucket(&moto, &theirs)),
+        "berth gc and distribution kept different blobs\n{output}"
+    );
+    let layer = |data: &[u8]| format!("sha256:{}", sha256_hex(data));
+    for gone in [&dropped_image.0, &dropped_image.1, &layer(b"v2's own layer"), &orphan] {
+        assert!(!kept.contains(gone), "{gone} was kept\n{output}");
+    }
+    for stays in [&kept_image.0, &kept_image.1, &layer(b"a layer two images share")] {
+        assert!(kept.contains(stays), "{stays} was deleted\n{output}");
+    }
+    assert!(
+        output.contains("deleted 0 tags, 0 untagged manifests, 3 links, 4 blobs"),
+        "{output}"
+    );
+    let links = common::block_on(moto.keys(&ours, "docker/registry/v2/repositories/team/app/_layers/"));
+    for gone in [&dropped_image.1, &layer(b"v2's own layer"), &orphan] {
+        let link = format!(
+            "docker/registry/v2/repositories/team/app/_layers/sha256/{}/link",
+            &gone[7..]
+        );
+        assert!(!links.contains(&link), "{link} is left\n{output}");
+    }
+    assert_eq!(links.len(), 3, "the kept image's links: {links:?}");
+}
+
 /// Every blob of the manifest `reference` names comes back whole.
 fn assert_pulls(addr: &str, repository: &str, reference: &str) {
     let path = format!("/v2/{repository}/manifests/{reference}");
@@ -317,7 +430,7 @@ fn gc_keeps_index_children_and_referrers() {
 
     let collected = dir.path().join("untagged-berth");
     copy(&root, &collected);
-    let output = berth_gc(dir.path(), &collected, &["--delete-untagged"]);
+    let output = berth_gc(&config(dir.path(), &collected), &["--delete-untagged"]);
     let kept = blobs_in(&collected);
     for stays in [
         &index,

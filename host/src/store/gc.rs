@@ -23,6 +23,9 @@
 //! its own (one per repository, as a registry request has one, and one per
 //! share of a page's blobs). On a driver whose directory is its storage
 //! (the filesystem driver) the host walks, reads and deletes there itself.
+//! On a driver that deletes in bulk (S3), an offline run deletes a walk
+//! page's blobs, and a repository's links, with one call: a `delete` each
+//! would cost a listing each.
 //!
 //! Safety: without `online`, this run assumes no push happens meanwhile (distribution's rule
 //! for its garbage-collect: a read-only or stopped registry). A blob
@@ -356,10 +359,22 @@ impl Store {
                 digest,
             });
         }
-        for digest in self.linked_digests(&layout::layers(&name)).await? {
-            if marked.contains(&digest) {
-                continue;
-            }
+        let unmarked = self
+            .linked_digests(&layout::layers(&name))
+            .await?
+            .into_iter()
+            .filter(|digest| !marked.contains(digest));
+        if self.deletes_in_bulk(options) {
+            let unmarked: Vec<Digest> = unmarked.collect();
+            let links: Vec<String> = unmarked.iter().map(|d| layout::layer_link(&name, d)).collect();
+            self.driver().delete_files(&links).await?;
+            deletions.extend(unmarked.into_iter().map(|digest| Deletion::Link {
+                name: name.clone(),
+                digest,
+            }));
+            return Ok(deletions);
+        }
+        for digest in unmarked {
             let link = layout::layer_link(&name, &digest);
             let dir = link.trim_end_matches("/link");
             if !self
@@ -413,6 +428,14 @@ impl Store {
             }
             Some(run) => self.remove_while_serving(run, file, key, modified_ns).await,
         }
+    }
+
+    /// Whether this run deletes the files its walks found many at once: an
+    /// offline run on a driver that deletes in bulk (S3, where a `delete`
+    /// of each costs a listing). While serving, each deletion follows
+    /// `online`'s rules one at a time.
+    fn deletes_in_bulk(&self, options: &GcOptions) -> bool {
+        !options.dry_run && options.online.is_none() && self.driver().deletes_files_in_bulk()
     }
 
     /// Removes every tag's history entry for a deleted manifest.
@@ -474,35 +497,36 @@ impl Store {
                     unmarked.push((digest, file.clone()));
                 }
             }
-            // A task deletes a share of the page with one plugin instance:
-            // an instance per blob cost more than the deletion itself.
-            let per_task = unmarked
-                .len()
-                .div_ceil(parallelism(options))
-                .clamp(1, MAX_BLOBS_PER_TASK);
-            let shares: Vec<Vec<(Digest, FileInfo)>> = unmarked.chunks(per_task).map(<[_]>::to_vec).collect();
-            let mut deletions = self.in_parallel(options, shares, |store, options, share| async move {
-                let mut gone = Vec::new();
-                for (digest, file) in share {
-                    let dir = file.path.trim_end_matches("/data");
-                    let key = Key::Digest(&digest);
-                    if store
-                        .delete_garbage(&options, &file.path, dir, key, Some(file.modified_ns))
-                        .await?
-                    {
-                        // At once: a later failure in the share must not
-                        // leave a deleted blob's size in the cache.
-                        store.cache.forget(&digest);
-                        gone.push((digest, file.size));
+            if self.deletes_in_bulk(options) {
+                let gone = self.delete_blob_files(unmarked).await?;
+                record_swept_blobs(report, deleted, gone);
+            } else {
+                // A task deletes a share of the page with one plugin
+                // instance: an instance per blob cost more than the deletion.
+                let per_task = unmarked
+                    .len()
+                    .div_ceil(parallelism(options))
+                    .clamp(1, MAX_BLOBS_PER_TASK);
+                let shares: Vec<Vec<(Digest, FileInfo)>> = unmarked.chunks(per_task).map(<[_]>::to_vec).collect();
+                let mut deletions = self.in_parallel(options, shares, |store, options, share| async move {
+                    let mut gone = Vec::new();
+                    for (digest, file) in share {
+                        let dir = file.path.trim_end_matches("/data");
+                        let key = Key::Digest(&digest);
+                        if store
+                            .delete_garbage(&options, &file.path, dir, key, Some(file.modified_ns))
+                            .await?
+                        {
+                            // At once: a later failure in the share must not
+                            // leave a deleted blob's size in the cache.
+                            store.cache.forget(&digest);
+                            gone.push((digest, file.size));
+                        }
                     }
-                }
-                Ok(gone)
-            });
-            while let Some(share) = deletions.next().await {
-                for (digest, size) in share? {
-                    deleted(&Deletion::Blob { digest, size });
-                    report.blobs_deleted += 1;
-                    report.bytes_deleted += size;
+                    Ok(gone)
+                });
+                while let Some(share) = deletions.next().await {
+                    record_swept_blobs(report, deleted, share?);
                 }
             }
             progress(GcProgress::Sweeping {
@@ -510,6 +534,19 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Deletes the data files of `unmarked` blobs in bulk; their digests and
+    /// sizes.
+    async fn delete_blob_files(&self, unmarked: Vec<(Digest, FileInfo)>) -> Result<Vec<(Digest, u64)>> {
+        let files: Vec<String> = unmarked.iter().map(|(_, file)| file.path.clone()).collect();
+        let outcome = self.driver().delete_files(&files).await;
+        // However much of it went, no deleted blob's size stays cached.
+        for (digest, _) in &unmarked {
+            self.cache.forget(digest);
+        }
+        outcome?;
+        Ok(unmarked.into_iter().map(|(digest, file)| (digest, file.size)).collect())
     }
 
     /// The page of the blob store's walk after `after`, read by a task of
@@ -520,6 +557,15 @@ impl Store {
             let page = store.driver().walk(&layout::blobs(), after.as_deref(), WALK_PAGE).await;
             Ok(absent_is_none(page)?.unwrap_or_default())
         }))
+    }
+}
+
+/// Counts and reports the blobs `gone`.
+fn record_swept_blobs(report: &mut GcReport, deleted: &mut (dyn FnMut(&Deletion) + Send), gone: Vec<(Digest, u64)>) {
+    for (digest, size) in gone {
+        deleted(&Deletion::Blob { digest, size });
+        report.blobs_deleted += 1;
+        report.bytes_deleted += size;
     }
 }
 

@@ -9,6 +9,9 @@
 //!   host sends and streams to the client, so content does not pass through
 //!   guest memory; the plugin's own `reader` remains for hosts that do not
 //!   send it.
+//! - Garbage collection deletes the blobs and links it sweeps through
+//!   `bulk-delete`: a DeleteObjects of up to 1000 keys, where `delete` of
+//!   each would list below its path first.
 //! - The data path (ranged GET readers, PutObject, UploadPart) is signed by
 //!   hand with `aws-sigv4` and written to / read from wasi streams directly
 //!   (see [`raw`]): a reader keeps its response body across calls, which
