@@ -161,6 +161,22 @@ EOF
     read -r S3_REF_S S3_REF_KIB <<<"$(measure s3-ref env -u AWS_CA_BUNDLE docker-registry garbage-collect "$TMP/s3-ref.yml")"
     log "bench: berth gc on moto"
     read -r S3_BERTH_S S3_BERTH_KIB <<<"$(measure s3-berth env -u AWS_CA_BUNDLE "$BERTH" gc --quiet --config "$TMP/s3-berth.yml")"
+    S3_LEFT=$(python3 - "$S3" "$REGION" "$ACCESS_KEY" "$SECRET_KEY" <<'EOF'
+import sys, boto3
+endpoint, region, key, secret = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                  aws_access_key_id=key, aws_secret_access_key=secret)
+def left(bucket):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="docker/registry/v2/blobs/")
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith("/data"))
+kept = left("gc-ref")
+if kept != left("gc-berth"):
+    sys.exit("berth and docker-registry kept different blobs on moto")
+print(len(kept))
+EOF
+)
+    [[ $S3_LEFT == "$FS_LEFT" ]] || die "$S3_LEFT blobs left on moto, not $FS_LEFT"
+    log "bench: moto: docker-registry ${S3_REF_S}s, berth ${S3_BERTH_S}s; both left $S3_LEFT blobs"
     S3_ROWS=$(printf '%s\n%s' \
         "$(row "moto: wall time, s" "$S3_REF_S" "$S3_BERTH_S" 0 2)" \
         "$(row "moto: peak RSS, MiB" "$(mib "$S3_REF_KIB")" "$(mib "$S3_BERTH_KIB")" 0)")
