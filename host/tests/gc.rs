@@ -184,6 +184,19 @@ fn both(dir: &Path, root: &Path, name: &str, flags: &[&str]) -> (BTreeSet<String
     (kept, output, ours)
 }
 
+/// The layer both images of [`kept_and_dropped`] have.
+const SHARED_LAYER: &[u8] = b"a layer two images share";
+
+/// Two images of `team/app` sharing a layer: `v1`, and `v2` whose manifest
+/// is then deleted.
+fn kept_and_dropped(addr: &str) -> ((String, String, usize), (String, String, usize)) {
+    let kept = image(addr, "team/app", Some("v1"), &[SHARED_LAYER, b"v1's own layer"], "");
+    let dropped = image(addr, "team/app", Some("v2"), &[SHARED_LAYER, b"v2's own layer"], "");
+    let path = format!("/v2/team/app/manifests/{}", dropped.0);
+    assert_eq!(request(addr, "DELETE", &path, &[], b"").map(|r| r.status), Some(202));
+    (kept, dropped)
+}
+
 /// A manifest's layers and config: shared layers stay while one image uses
 /// them; a deleted manifest's own blobs go; an image moved off its tag
 /// stays unless `--delete-untagged`; an upload nobody references goes, and
@@ -195,16 +208,12 @@ fn gc_deletes_what_distribution_deletes() {
     let (kept_image, dropped_image, old, new, orphan) = {
         let server = serve(dir.path(), &root);
         let addr = server.addr.as_str();
-        let shared: &[u8] = b"a layer two images share";
-        let kept_image = image(addr, "team/app", Some("v1"), &[shared, b"v1's own layer"], "");
-        let dropped_image = image(addr, "team/app", Some("v2"), &[shared, b"v2's own layer"], "");
-        let path = format!("/v2/team/app/manifests/{}", dropped_image.0);
-        assert_eq!(request(addr, "DELETE", &path, &[], b"").map(|r| r.status), Some(202));
+        let (kept_image, dropped_image) = kept_and_dropped(addr);
         let old = image(
             addr,
             "team/moving",
             Some("latest"),
-            &[shared, b"the old latest's layer"],
+            &[SHARED_LAYER, b"the old latest's layer"],
             "",
         );
         let new = image(addr, "team/moving", Some("latest"), &[b"the new latest's layer"], "");
@@ -228,7 +237,7 @@ fn gc_deletes_what_distribution_deletes() {
     }
     for stays in [
         &kept_image.0,
-        &layer(b"a layer two images share"),
+        &layer(SHARED_LAYER),
         &old.0,
         &layer(b"the old latest's layer"),
     ] {
@@ -258,10 +267,7 @@ fn gc_deletes_what_distribution_deletes() {
     for gone in [&old.0, &old.1, &layer(b"the old latest's layer")] {
         assert!(!kept.contains(gone), "{gone} was kept\n{output}");
     }
-    assert!(
-        kept.contains(&new.0) && kept.contains(&layer(b"a layer two images share")),
-        "{output}"
-    );
+    assert!(kept.contains(&new.0) && kept.contains(&layer(SHARED_LAYER)), "{output}");
     assert!(
         output.contains(&format!("deleting manifest team/moving@{} (untagged)", old.0)),
         "{output}"
@@ -315,11 +321,7 @@ fn gc_on_s3_deletes_what_distribution_deletes() {
     let (kept_image, dropped_image, orphan) = {
         let server = serve(dir.path(), &root);
         let addr = server.addr.as_str();
-        let shared: &[u8] = b"a layer two images share";
-        let kept_image = image(addr, "team/app", Some("v1"), &[shared, b"v1's own layer"], "");
-        let dropped_image = image(addr, "team/app", Some("v2"), &[shared, b"v2's own layer"], "");
-        let path = format!("/v2/team/app/manifests/{}", dropped_image.0);
-        assert_eq!(request(addr, "DELETE", &path, &[], b"").map(|r| r.status), Some(202));
+        let (kept_image, dropped_image) = kept_and_dropped(addr);
         let orphan = blob(addr, "team/app", b"uploaded, never referenced");
         (kept_image, dropped_image, orphan)
     };
@@ -362,7 +364,7 @@ fn gc_on_s3_deletes_what_distribution_deletes() {
     for gone in [&dropped_image.0, &dropped_image.1, &layer(b"v2's own layer"), &orphan] {
         assert!(!kept.contains(gone), "{gone} was kept\n{output}");
     }
-    for stays in [&kept_image.0, &kept_image.1, &layer(b"a layer two images share")] {
+    for stays in [&kept_image.0, &kept_image.1, &layer(SHARED_LAYER)] {
         assert!(kept.contains(stays), "{stays} was deleted\n{output}");
     }
     assert!(
